@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+# twinfs top-level build.
+#
+#   make            twinfs.ko, libtwinfscore, tools, twinfsd, unit tests
+#   make module     only twinfs.ko (KDIR= selects the kernel build tree)
+#   make check      every test: Catch2 unit tests and the VM suite
+#   make unit       Catch2 unit tests only
+#   make vmtest     VM suite only
+#   make demo       the main job: a guest formats, mounts, runs a workload
+#   make bench      benchmarks (results in Documentation/benchmarks.md)
+
+# The guest kernel: Debian 12's amd64 kernel, the one the VM tests boot.
+KVER ?= $(shell bash scripts/guest-kernel.sh 2>/dev/null)
+KDIR ?= /lib/modules/$(KVER)/build
+
+BUILD ?= build
+CC ?= gcc
+CXX ?= g++
+CFLAGS_USER := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -Ikmod/core
+CXXFLAGS_USER := -std=c++20 -O2 -g -Wall -Wextra -Werror -I. -Ikmod/core \
+	-Iuserspace/include
+
+CORE_SRCS := kmod/core/csum.c kmod/core/layout.c kmod/core/bitmap.c \
+	kmod/core/extent.c kmod/core/dir.c kmod/core/crc32c_user.c
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+LIBCORE := $(BUILD)/libtwinfscore.a
+
+.PHONY: all module user clean check unit vmtest demo bench deps
+
+all: module user
+
+deps:
+	@bash scripts/install-deps.sh
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod modules W=1
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_USER) -MMD -c $< -o $@
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_USER) -MMD -c $< -o $@
+
+$(LIBCORE): $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+USER_TARGETS :=
+include tools/Makefile.inc
+include userspace/Makefile.inc
+include tests/unit/Makefile.inc
+
+user: $(LIBCORE) $(USER_TARGETS)
+
+unit: $(UNIT_TEST_BIN)
+	$(UNIT_TEST_BIN)
+
+check:
+	@bash tests/run-all.sh
+
+vmtest: all
+	@bash tests/vm/run-all.sh
+
+demo:
+	@bash scripts/demo.sh
+
+bench:
+	@bash tests/vm/bench.sh
+
+clean:
+	rm -rf $(BUILD)
+	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod clean
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

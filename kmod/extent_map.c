@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: the extent map of an inode, file block -> disk block.
+ *
+ * Depth 0 keeps up to TWINFS_INLINE_EXTENTS extents in the inode.  When
+ * they overflow the map becomes depth 1: the inode keeps index entries and
+ * each points at a leaf block of up to TWINFS_EXT_LEAF_MAX extents; a full
+ * leaf splits in two.  The sorted-array algorithms are the portable core's
+ * (core/extent.c); this file adds the blocks, the locking (map_sem, see
+ * twinfs.h) and get_block for the page cache.
+ */
+#include "twinfs.h"
+
+#define LEAF_CSUM_OFF offsetof(struct twinfs_ext_leaf, l_checksum)
+
+static struct buffer_head *twinfs_read_leaf(struct inode *inode, u64 pblk,
+					    int *err)
+{
+	struct super_block *sb = inode->i_sb;
+	const struct twinfs_geometry *g = &TWINFS_SB(sb)->geo;
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+
+	if (pblk < g->first_ag_block || pblk >= g->blocks) {
+		twinfs_corrupt(sb, __func__, "inode %lu: extent leaf at bad block %llu",
+			       inode->i_ino, pblk);
+		*err = -EUCLEAN;
+		return NULL;
+	}
+	bh = sb_bread(sb, pblk);
+	if (!bh) {
+		twinfs_err(sb, "inode %lu: cannot read extent leaf %llu",
+			   inode->i_ino, pblk);
+		*err = -EIO;
+		return NULL;
+	}
+	leaf = (struct twinfs_ext_leaf *)bh->b_data;
+	if (le32_to_cpu(leaf->l_magic) != TWINFS_EXT_LEAF_MAGIC ||
+	    le32_to_cpu(leaf->l_ino) != inode->i_ino ||
+	    le32_to_cpu(leaf->l_count) > TWINFS_EXT_LEAF_MAX ||
+	    !twinfs_csum_ok(leaf, TWINFS_BLOCK_SIZE, LEAF_CSUM_OFF) ||
+	    twinfs_ext_check(leaf->l_ext, le32_to_cpu(leaf->l_count),
+			     g->first_ag_block, g->blocks)) {
+		twinfs_corrupt(sb, __func__, "inode %lu: corrupt extent leaf at block %llu",
+			       inode->i_ino, pblk);
+		brelse(bh);
+		*err = -EUCLEAN;
+		return NULL;
+	}
+	return bh;
+}
+
+static void twinfs_leaf_dirty(struct inode *inode, struct buffer_head *bh)
+{
+	twinfs_csum_set(bh->b_data, TWINFS_BLOCK_SIZE, LEAF_CSUM_OFF);
+	mark_buffer_dirty_inode(bh, inode);
+}
+
+/* Looks lblk up.  Caller holds map_sem. */
+static int twinfs_map_lookup(struct inode *inode, u32 lblk,
+			     struct twinfs_ext_map_result *res)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int i, err = 0;
+
+	if (ei->ext_depth == 0) {
+		twinfs_ext_lookup(ei->ext, ei->ext_count, lblk, res);
+		return 0;
+	}
+	i = twinfs_ext_index_find(ei->ext, ei->ext_count, lblk);
+	if (i < 0) {
+		res->pblk = 0;
+		res->len = 0;
+		return 0;
+	}
+	bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk), &err);
+	if (!bh)
+		return err;
+	leaf = (struct twinfs_ext_leaf *)bh->b_data;
+	twinfs_ext_lookup(leaf->l_ext, le32_to_cpu(leaf->l_count), lblk, res);
+	brelse(bh);
+	/* A hole ends where the next leaf begins. */
+	if (!res->pblk && i + 1 < ei->ext_count) {
+		u32 next = le32_to_cpu(ei->ext[i + 1].e_lblk);
+
+		if (!res->len || lblk + res->len > next)
+			res->len = next - lblk;
+	}
+	return 0;
+}
+
+/* Allocates and formats an empty extent leaf. */
+static struct buffer_head *twinfs_new_leaf(struct inode *inode, u64 goal,
+					   int *err)
+{
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	u64 pblk;
+	u32 got;
+
+	*err = twinfs_alloc_blocks(inode, goal, 1, &pblk, &got);
+	if (*err)
+		return NULL;
+	bh = sb_getblk(inode->i_sb, pblk);
+	if (!bh) {
+		twinfs_free_blocks(inode, pblk, 1);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	lock_buffer(bh);
+	memset(bh->b_data, 0, TWINFS_BLOCK_SIZE);
+	leaf = (struct twinfs_ext_leaf *)bh->b_data;
+	leaf->l_magic = cpu_to_le32(TWINFS_EXT_LEAF_MAGIC);
+	leaf->l_ino = cpu_to_le32(inode->i_ino);
+	set_buffer_uptodate(bh);
+	unlock_buffer(bh);
+	inode->i_blocks += TWINFS_BLOCK_SIZE >> 9;
+	return bh;
+}
+
+/* Depth 0 -> 1: the inline extents move into a new leaf. */
+static int twinfs_map_deepen(struct inode *inode)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int err;
+
+	bh = twinfs_new_leaf(inode, le64_to_cpu(ei->ext[0].e_pblk), &err);
+	if (!bh)
+		return err;
+	leaf = (struct twinfs_ext_leaf *)bh->b_data;
+	memcpy(leaf->l_ext, ei->ext, ei->ext_count * sizeof(ei->ext[0]));
+	leaf->l_count = cpu_to_le32(ei->ext_count);
+	twinfs_leaf_dirty(inode, bh);
+	memset(ei->ext, 0, sizeof(ei->ext));
+	ei->ext[0].e_pblk = cpu_to_le64(bh->b_blocknr);
+	ei->ext_count = 1;
+	ei->ext_depth = 1;
+	brelse(bh);
+	return 0;
+}
+
+/* Splits the full leaf of index entry i; its upper half moves. */
+static int twinfs_split_leaf(struct inode *inode, int i,
+			     struct buffer_head *old_bh)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *old = (struct twinfs_ext_leaf *)old_bh->b_data;
+	struct twinfs_ext_leaf *new;
+	u32 count = le32_to_cpu(old->l_count), mid = count / 2;
+	struct buffer_head *bh;
+	int err;
+
+	if (ei->ext_count >= TWINFS_INLINE_EXTENTS) {
+		twinfs_warn(inode->i_sb, "inode %lu: extent map full (file too fragmented)",
+			    inode->i_ino);
+		return -ENOSPC;
+	}
+	bh = twinfs_new_leaf(inode, old_bh->b_blocknr + 1, &err);
+	if (!bh)
+		return err;
+	new = (struct twinfs_ext_leaf *)bh->b_data;
+	memcpy(new->l_ext, &old->l_ext[mid], (count - mid) * sizeof(old->l_ext[0]));
+	new->l_count = cpu_to_le32(count - mid);
+	memset(&old->l_ext[mid], 0, (count - mid) * sizeof(old->l_ext[0]));
+	old->l_count = cpu_to_le32(mid);
+	twinfs_leaf_dirty(inode, bh);
+	twinfs_leaf_dirty(inode, old_bh);
+
+	memmove(&ei->ext[i + 2], &ei->ext[i + 1],
+		(ei->ext_count - i - 1) * sizeof(ei->ext[0]));
+	ei->ext[i + 1].e_lblk = new->l_ext[0].e_lblk;
+	ei->ext[i + 1].e_len = 0;
+	ei->ext[i + 1].e_pblk = cpu_to_le64(bh->b_blocknr);
+	ei->ext_count++;
+	brelse(bh);
+	return 0;
+}
+
+/* Adds lblk..+len -> pblk to the map.  Caller holds map_sem for write. */
+static int twinfs_map_insert(struct inode *inode, u32 lblk, u32 len, u64 pblk)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int i, n, err = 0;
+
+	if (ei->ext_depth == 0) {
+		n = twinfs_ext_insert(ei->ext, ei->ext_count,
+				      TWINFS_INLINE_EXTENTS, lblk, len, pblk);
+		if (n >= 0) {
+			ei->ext_count = n;
+			return 0;
+		}
+		if (n != -ENOSPC)
+			return n;
+		err = twinfs_map_deepen(inode);
+		if (err)
+			return err;
+	}
+	for (;;) {
+		i = twinfs_ext_index_find(ei->ext, ei->ext_count, lblk);
+		bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk),
+				      &err);
+		if (!bh)
+			return err;
+		leaf = (struct twinfs_ext_leaf *)bh->b_data;
+		n = twinfs_ext_insert(leaf->l_ext, le32_to_cpu(leaf->l_count),
+				      TWINFS_EXT_LEAF_MAX, lblk, len, pblk);
+		if (n >= 0) {
+			leaf->l_count = cpu_to_le32(n);
+			twinfs_leaf_dirty(inode, bh);
+			brelse(bh);
+			return 0;
+		}
+		if (n == -ENOSPC)
+			n = twinfs_split_leaf(inode, i, bh);
+		brelse(bh);
+		if (n)
+			return n;
+	}
+}
+
+/* The disk block after the one mapping lblk - 1: where to allocate next. */
+static u64 twinfs_map_goal(struct inode *inode, u32 lblk)
+{
+	struct twinfs_ext_map_result res;
+
+	if (!lblk || twinfs_map_lookup(inode, lblk - 1, &res) || !res.pblk)
+		return 0;
+	return res.pblk + 1;
+}
+
+/*
+ * Maps up to max blocks from lblk.  On return *pblk is 0 for a hole (then
+ * *len is the hole length, 0 meaning "to the end of the file").  With
+ * create, a hole is filled with newly allocated blocks (*is_new set).
+ */
+int twinfs_map_blocks(struct inode *inode, u32 lblk, u32 max, bool create,
+		      u64 *pblk, u32 *len, bool *is_new)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_map_result res;
+	u64 new_pblk;
+	u32 got;
+	int err;
+
+	*is_new = false;
+	down_read(&ei->map_sem);
+	err = twinfs_map_lookup(inode, lblk, &res);
+	up_read(&ei->map_sem);
+	if (err)
+		return err;
+	if (res.pblk || !create)
+		goto out;
+
+	down_write(&ei->map_sem);
+	err = twinfs_map_lookup(inode, lblk, &res);
+	if (err || res.pblk)
+		goto out_unlock;
+	if (res.len && res.len < max)
+		max = res.len;
+	err = twinfs_alloc_blocks(inode, twinfs_map_goal(inode, lblk), max,
+				  &new_pblk, &got);
+	if (err)
+		goto out_unlock;
+	err = twinfs_map_insert(inode, lblk, got, new_pblk);
+	if (err) {
+		twinfs_free_blocks(inode, new_pblk, got);
+		goto out_unlock;
+	}
+	inode->i_blocks += (blkcnt_t)got << (TWINFS_BLOCK_SHIFT - 9);
+	mark_inode_dirty(inode);
+	res.pblk = new_pblk;
+	res.len = got;
+	*is_new = true;
+out_unlock:
+	up_write(&ei->map_sem);
+	if (err)
+		return err;
+out:
+	*pblk = res.pblk;
+	*len = res.pblk && res.len > max ? max : res.len;
+	return 0;
+}
+
+int twinfs_get_block(struct inode *inode, sector_t iblock,
+		     struct buffer_head *bh, int create)
+{
+	u32 max = bh->b_size >> inode->i_blkbits;
+	bool is_new;
+	u64 pblk;
+	u32 len;
+	int err;
+
+	if (iblock > U32_MAX)
+		return -EFBIG;
+	if (!max)
+		max = 1;
+	err = twinfs_map_blocks(inode, (u32)iblock, max, create, &pblk, &len,
+				&is_new);
+	if (err || !pblk)
+		return err;
+	map_bh(bh, inode->i_sb, pblk);
+	bh->b_size = (size_t)len << inode->i_blkbits;
+	if (is_new)
+		set_buffer_new(bh);
+	return 0;
+}
+
+static void twinfs_truncate_free(void *arg, u64 pblk, u32 len)
+{
+	struct inode *inode = arg;
+	u32 i;
+
+	/* Directory blocks live in the block device's cache: drop them so a
+	 * stale copy is never written over the blocks' next owner. */
+	if (S_ISDIR(inode->i_mode)) {
+		for (i = 0; i < len; i++) {
+			struct buffer_head *bh;
+
+			bh = sb_find_get_block(inode->i_sb, pblk + i);
+			if (bh)
+				bforget(bh);
+		}
+	}
+	twinfs_free_blocks(inode, pblk, len);
+	inode->i_blocks -= (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
+}
+
+/* Depth 1: frees leaves wholly at or beyond from, cuts the one across it. */
+static int twinfs_truncate_leaves(struct inode *inode, u32 from)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int i, err = 0;
+	u32 n;
+
+	for (i = ei->ext_count - 1; i >= 0; i--) {
+		bool whole = le32_to_cpu(ei->ext[i].e_lblk) >= from &&
+			     (i > 0 || from == 0);
+
+		bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk),
+				      &err);
+		if (!bh)
+			return err;
+		leaf = (struct twinfs_ext_leaf *)bh->b_data;
+		n = twinfs_ext_truncate(leaf->l_ext,
+					le32_to_cpu(leaf->l_count), from,
+					twinfs_truncate_free, inode);
+		if (!whole) {
+			leaf->l_count = cpu_to_le32(n);
+			twinfs_leaf_dirty(inode, bh);
+			brelse(bh);
+			break;
+		}
+		bforget(bh);
+		twinfs_truncate_free(inode, le64_to_cpu(ei->ext[i].e_pblk), 1);
+		memset(&ei->ext[i], 0, sizeof(ei->ext[i]));
+		ei->ext_count--;
+	}
+	if (!ei->ext_count)
+		ei->ext_depth = 0;
+	return 0;
+}
+
+/* Frees every block at or beyond file block from. */
+int twinfs_truncate_blocks(struct inode *inode, u32 from)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	int err = 0;
+
+	down_write(&ei->map_sem);
+	if (ei->ext_depth == 0)
+		ei->ext_count = twinfs_ext_truncate(ei->ext, ei->ext_count,
+						    from, twinfs_truncate_free,
+						    inode);
+	else
+		err = twinfs_truncate_leaves(inode, from);
+	up_write(&ei->map_sem);
+	mark_inode_dirty(inode);
+	return err;
+}

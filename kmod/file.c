@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: regular files and symlinks through the page cache, with the
+ * kernel's buffer-head helpers mapping pages to disk through get_block.
+ */
+#include "twinfs.h"
+#include <linux/mpage.h>
+
+static int twinfs_read_folio(struct file *file, struct folio *folio)
+{
+	return block_read_full_folio(folio, twinfs_get_block);
+}
+
+static void twinfs_readahead(struct readahead_control *rac)
+{
+	mpage_readahead(rac, twinfs_get_block);
+}
+
+static int twinfs_writepage(struct page *page, struct writeback_control *wbc)
+{
+	return block_write_full_page(page, twinfs_get_block, wbc);
+}
+
+static int twinfs_writepages(struct address_space *mapping,
+			     struct writeback_control *wbc)
+{
+	return mpage_writepages(mapping, wbc, twinfs_get_block);
+}
+
+/* A failed write beyond EOF may have allocated blocks: give them back. */
+static void twinfs_write_failed(struct address_space *mapping, loff_t to)
+{
+	struct inode *inode = mapping->host;
+
+	if (to > inode->i_size) {
+		truncate_pagecache(inode, inode->i_size);
+		twinfs_truncate_blocks(inode, (u32)((inode->i_size +
+				TWINFS_BLOCK_SIZE - 1) >> TWINFS_BLOCK_SHIFT));
+	}
+}
+
+static int twinfs_write_begin(struct file *file, struct address_space *mapping,
+			      loff_t pos, unsigned int len,
+			      struct page **pagep, void **fsdata)
+{
+	int err;
+
+	err = block_write_begin(mapping, pos, len, pagep, twinfs_get_block);
+	if (err)
+		twinfs_write_failed(mapping, pos + len);
+	return err;
+}
+
+static int twinfs_write_end(struct file *file, struct address_space *mapping,
+			    loff_t pos, unsigned int len, unsigned int copied,
+			    struct page *page, void *fsdata)
+{
+	int ret = generic_write_end(file, mapping, pos, len, copied, page,
+				    fsdata);
+
+	if (ret < len)
+		twinfs_write_failed(mapping, pos + len);
+	return ret;
+}
+
+static sector_t twinfs_bmap(struct address_space *mapping, sector_t block)
+{
+	return generic_block_bmap(mapping, block, twinfs_get_block);
+}
+
+const struct address_space_operations twinfs_aops = {
+	.dirty_folio		= block_dirty_folio,
+	.invalidate_folio	= block_invalidate_folio,
+	.read_folio		= twinfs_read_folio,
+	.readahead		= twinfs_readahead,
+	.writepage		= twinfs_writepage,
+	.writepages		= twinfs_writepages,
+	.write_begin		= twinfs_write_begin,
+	.write_end		= twinfs_write_end,
+	.bmap			= twinfs_bmap,
+	.migrate_folio		= buffer_migrate_folio,
+	.is_partially_uptodate	= block_is_partially_uptodate,
+	.error_remove_page	= generic_error_remove_page,
+};
+
+const struct file_operations twinfs_file_operations = {
+	.llseek		= generic_file_llseek,
+	.read_iter	= generic_file_read_iter,
+	.write_iter	= generic_file_write_iter,
+	.mmap		= generic_file_mmap,
+	.open		= generic_file_open,
+	.fsync		= generic_file_fsync,
+	.splice_read	= generic_file_splice_read,
+	.splice_write	= iter_file_splice_write,
+};
+
+const struct inode_operations twinfs_file_inode_operations = {
+	.setattr	= twinfs_setattr,
+	.getattr	= twinfs_getattr,
+};
+
+const struct inode_operations twinfs_symlink_inode_operations = {
+	.get_link	= page_get_link,
+	.setattr	= twinfs_setattr,
+	.getattr	= twinfs_getattr,
+};

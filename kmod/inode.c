@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: inodes: the in-memory inode cache, reading and writing on-disk
+ * inodes, creation, eviction and attribute changes.
+ */
+#include <linux/random.h>
+#include <linux/writeback.h>
+#include "twinfs.h"
+
+#define INODE_CSUM_OFF offsetof(struct twinfs_inode, i_checksum)
+
+static struct kmem_cache *twinfs_inode_cachep;
+
+struct inode *twinfs_alloc_inode(struct super_block *sb)
+{
+	struct twinfs_inode_info *ei;
+
+	ei = alloc_inode_sb(sb, twinfs_inode_cachep, GFP_KERNEL);
+	if (!ei)
+		return NULL;
+	ei->ext_depth = 0;
+	ei->ext_count = 0;
+	ei->flags = 0;
+	memset(ei->ext, 0, sizeof(ei->ext));
+	return &ei->vfs_inode;
+}
+
+void twinfs_free_inode(struct inode *inode)
+{
+	kmem_cache_free(twinfs_inode_cachep, TWINFS_I(inode));
+}
+
+static void twinfs_inode_init_once(void *obj)
+{
+	struct twinfs_inode_info *ei = obj;
+
+	init_rwsem(&ei->map_sem);
+	inode_init_once(&ei->vfs_inode);
+}
+
+int twinfs_inode_cache_init(void)
+{
+	twinfs_inode_cachep = kmem_cache_create("twinfs_inode_cache",
+						sizeof(struct twinfs_inode_info),
+						0, SLAB_RECLAIM_ACCOUNT |
+						SLAB_MEM_SPREAD | SLAB_ACCOUNT,
+						twinfs_inode_init_once);
+	return twinfs_inode_cachep ? 0 : -ENOMEM;
+}
+
+void twinfs_inode_cache_destroy(void)
+{
+	rcu_barrier();	/* free_inode callbacks run after a grace period */
+	kmem_cache_destroy(twinfs_inode_cachep);
+}
+
+void twinfs_set_inode_ops(struct inode *inode)
+{
+	if (S_ISREG(inode->i_mode)) {
+		inode->i_op = &twinfs_file_inode_operations;
+		inode->i_fop = &twinfs_file_operations;
+		inode->i_mapping->a_ops = &twinfs_aops;
+	} else if (S_ISDIR(inode->i_mode)) {
+		inode->i_op = &twinfs_dir_inode_operations;
+		inode->i_fop = &twinfs_dir_operations;
+	} else if (S_ISLNK(inode->i_mode)) {
+		inode->i_op = &twinfs_symlink_inode_operations;
+		inode_nohighmem(inode);
+		inode->i_mapping->a_ops = &twinfs_aops;
+	} else {
+		inode->i_op = &twinfs_special_inode_operations;
+		init_special_inode(inode, inode->i_mode, inode->i_rdev);
+	}
+}
+
+static bool twinfs_ino_valid(struct super_block *sb, unsigned long ino)
+{
+	const struct twinfs_geometry *g = &TWINFS_SB(sb)->geo;
+
+	return ino && ino < (u64)g->ag_count * g->inodes_per_ag;
+}
+
+static struct buffer_head *twinfs_read_inode_block(struct super_block *sb,
+						   unsigned long ino,
+						   u32 *offset)
+{
+	u64 blk = twinfs_ino_block(&TWINFS_SB(sb)->geo, ino, offset);
+	struct buffer_head *bh = sb_bread(sb, blk);
+
+	if (!bh)
+		twinfs_err(sb, "cannot read inode %lu (block %llu)", ino, blk);
+	return bh;
+}
+
+static bool twinfs_mode_valid(umode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		return true;
+	}
+	return false;
+}
+
+/* Checks an on-disk inode before anything of it is believed. */
+static int twinfs_check_raw_inode(struct super_block *sb, unsigned long ino,
+				  const struct twinfs_inode *raw)
+{
+	const struct twinfs_geometry *g = &TWINFS_SB(sb)->geo;
+	u16 depth = le16_to_cpu(raw->i_ext_depth);
+	u16 count = le16_to_cpu(raw->i_ext_count);
+	const char *why = NULL;
+
+	if (!twinfs_csum_ok(raw, TWINFS_INODE_SIZE, INODE_CSUM_OFF))
+		why = "checksum mismatch";
+	else if (!twinfs_mode_valid(le16_to_cpu(raw->i_mode)))
+		why = "invalid mode";
+	else if (depth > 1 || count > TWINFS_INLINE_EXTENTS)
+		why = "invalid extent map header";
+	else if (depth == 0 &&
+		 twinfs_ext_check(raw->i_ext, count, g->first_ag_block,
+				  g->blocks))
+		why = "invalid extents";
+	if (!why)
+		return 0;
+	twinfs_corrupt(sb, __func__, "inode %lu: %s", ino, why);
+	return -EUCLEAN;
+}
+
+static void twinfs_raw_to_inode(struct inode *inode,
+				const struct twinfs_inode *raw)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+
+	inode->i_mode = le16_to_cpu(raw->i_mode);
+	i_uid_write(inode, le32_to_cpu(raw->i_uid));
+	i_gid_write(inode, le32_to_cpu(raw->i_gid));
+	set_nlink(inode, le32_to_cpu(raw->i_nlink));
+	inode->i_size = le64_to_cpu(raw->i_size);
+	inode->i_blocks = le64_to_cpu(raw->i_blocks) <<
+			  (TWINFS_BLOCK_SHIFT - 9);
+	inode->i_atime.tv_sec = le64_to_cpu(raw->i_atime);
+	inode->i_atime.tv_nsec = le32_to_cpu(raw->i_atime_ns);
+	inode->i_mtime.tv_sec = le64_to_cpu(raw->i_mtime);
+	inode->i_mtime.tv_nsec = le32_to_cpu(raw->i_mtime_ns);
+	inode->i_ctime.tv_sec = le64_to_cpu(raw->i_ctime);
+	inode->i_ctime.tv_nsec = le32_to_cpu(raw->i_ctime_ns);
+	inode->i_generation = le32_to_cpu(raw->i_generation);
+	inode->i_rdev = new_decode_dev(le32_to_cpu(raw->i_rdev));
+	ei->flags = le32_to_cpu(raw->i_flags);
+	ei->ext_depth = le16_to_cpu(raw->i_ext_depth);
+	ei->ext_count = le16_to_cpu(raw->i_ext_count);
+	memcpy(ei->ext, raw->i_ext, sizeof(ei->ext));
+}
+
+struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
+{
+	const struct twinfs_inode *raw;
+	struct buffer_head *bh;
+	struct inode *inode;
+	u32 off;
+	int err;
+
+	if (!twinfs_ino_valid(sb, ino)) {
+		twinfs_corrupt(sb, __func__, "inode number %lu out of range", ino);
+		return ERR_PTR(-EUCLEAN);
+	}
+	inode = iget_locked(sb, ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW))
+		return inode;
+
+	bh = twinfs_read_inode_block(sb, ino, &off);
+	if (!bh) {
+		err = -EIO;
+		goto fail;
+	}
+	raw = (const struct twinfs_inode *)(bh->b_data + off);
+	err = twinfs_check_raw_inode(sb, ino, raw);
+	if (err) {
+		brelse(bh);
+		goto fail;
+	}
+	twinfs_raw_to_inode(inode, raw);
+	brelse(bh);
+	if (!inode->i_nlink) {
+		twinfs_corrupt(sb, __func__, "inode %lu: in use with no links", ino);
+		err = -EUCLEAN;
+		goto fail;
+	}
+	twinfs_set_inode_ops(inode);
+	unlock_new_inode(inode);
+	return inode;
+
+fail:
+	iget_failed(inode);
+	return ERR_PTR(err);
+}
+
+static void twinfs_inode_to_raw(struct inode *inode, struct twinfs_inode *raw)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+
+	memset(raw, 0, sizeof(*raw));
+	raw->i_mode = cpu_to_le16(inode->i_mode);
+	raw->i_uid = cpu_to_le32(i_uid_read(inode));
+	raw->i_gid = cpu_to_le32(i_gid_read(inode));
+	raw->i_nlink = cpu_to_le32(inode->i_nlink);
+	raw->i_size = cpu_to_le64(inode->i_size);
+	raw->i_blocks = cpu_to_le64(inode->i_blocks >>
+				    (TWINFS_BLOCK_SHIFT - 9));
+	raw->i_atime = cpu_to_le64(inode->i_atime.tv_sec);
+	raw->i_atime_ns = cpu_to_le32(inode->i_atime.tv_nsec);
+	raw->i_mtime = cpu_to_le64(inode->i_mtime.tv_sec);
+	raw->i_mtime_ns = cpu_to_le32(inode->i_mtime.tv_nsec);
+	raw->i_ctime = cpu_to_le64(inode->i_ctime.tv_sec);
+	raw->i_ctime_ns = cpu_to_le32(inode->i_ctime.tv_nsec);
+	raw->i_generation = cpu_to_le32(inode->i_generation);
+	raw->i_flags = cpu_to_le32(ei->flags);
+	raw->i_rdev = cpu_to_le32(new_encode_dev(inode->i_rdev));
+	down_read(&ei->map_sem);
+	raw->i_ext_depth = cpu_to_le16(ei->ext_depth);
+	raw->i_ext_count = cpu_to_le16(ei->ext_count);
+	memcpy(raw->i_ext, ei->ext, ei->ext_count * sizeof(ei->ext[0]));
+	up_read(&ei->map_sem);
+	twinfs_csum_set(raw, TWINFS_INODE_SIZE, INODE_CSUM_OFF);
+}
+
+/* Copies the inode into its inode-table block; clear writes zeros. */
+static int twinfs_update_inode(struct inode *inode, bool clear, bool sync)
+{
+	struct super_block *sb = inode->i_sb;
+	struct twinfs_inode raw;
+	struct buffer_head *bh;
+	u32 off;
+	int err = 0;
+
+	if (clear)
+		memset(&raw, 0, sizeof(raw));
+	else
+		twinfs_inode_to_raw(inode, &raw);
+	bh = twinfs_read_inode_block(sb, inode->i_ino, &off);
+	if (!bh)
+		return -EIO;
+	lock_buffer(bh);
+	memcpy(bh->b_data + off, &raw, sizeof(raw));
+	unlock_buffer(bh);
+	mark_buffer_dirty(bh);
+	if (sync) {
+		err = sync_dirty_buffer(bh);
+		if (!err && buffer_write_io_error(bh))
+			err = -EIO;
+	}
+	brelse(bh);
+	return err;
+}
+
+int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc)
+{
+	return twinfs_update_inode(inode, false,
+				   wbc->sync_mode == WB_SYNC_ALL);
+}
+
+void twinfs_evict_inode(struct inode *inode)
+{
+	bool drop = !inode->i_nlink && !is_bad_inode(inode);
+
+	truncate_inode_pages_final(&inode->i_data);
+	if (drop) {
+		inode->i_size = 0;
+		twinfs_truncate_blocks(inode, 0);
+	}
+	invalidate_inode_buffers(inode);
+	clear_inode(inode);
+	if (drop) {
+		twinfs_update_inode(inode, true, false);
+		twinfs_free_ino(inode->i_sb, inode->i_ino);
+	}
+}
+
+/*
+ * Allocates and initialises a new inode for dir; the caller links it.  On
+ * failure nothing stays allocated.
+ */
+struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
+			       const char *symname)
+{
+	struct super_block *sb = dir->i_sb;
+	unsigned long ino;
+	struct inode *inode;
+	int err;
+
+	inode = new_inode(sb);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	err = twinfs_alloc_ino(sb, dir, S_ISDIR(mode), &ino);
+	if (err) {
+		make_bad_inode(inode);
+		iput(inode);
+		return ERR_PTR(err);
+	}
+	inode_init_owner(&init_user_ns, inode, dir, mode);
+	inode->i_ino = ino;
+	inode->i_blocks = 0;
+	inode->i_mtime = inode->i_atime = inode->i_ctime = current_time(inode);
+	inode->i_generation = get_random_u32();
+	twinfs_set_inode_ops(inode);
+	err = insert_inode_locked(inode);
+	if (err) {
+		twinfs_corrupt(sb, __func__, "inode %lu allocated twice", ino);
+		make_bad_inode(inode);
+		iput(inode);
+		return ERR_PTR(-EUCLEAN);
+	}
+	mark_inode_dirty(inode);
+	return inode;
+}
+
+static int twinfs_setsize(struct inode *inode, loff_t size)
+{
+	u32 from;
+	int err;
+
+	if (!(S_ISREG(inode->i_mode) || S_ISLNK(inode->i_mode)))
+		return -EINVAL;
+	if (size < inode->i_size) {
+		err = block_truncate_page(inode->i_mapping, size,
+					  twinfs_get_block);
+		if (err)
+			return err;
+	}
+	truncate_setsize(inode, size);
+	from = (u32)((size + TWINFS_BLOCK_SIZE - 1) >> TWINFS_BLOCK_SHIFT);
+	err = twinfs_truncate_blocks(inode, from);
+	inode->i_mtime = inode->i_ctime = current_time(inode);
+	mark_inode_dirty(inode);
+	return err;
+}
+
+int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
+		   struct iattr *attr)
+{
+	struct inode *inode = d_inode(dentry);
+	int err;
+
+	err = setattr_prepare(ns, dentry, attr);
+	if (err)
+		return err;
+	if ((attr->ia_valid & ATTR_SIZE) && attr->ia_size != inode->i_size) {
+		err = twinfs_setsize(inode, attr->ia_size);
+		if (err)
+			return err;
+	}
+	setattr_copy(ns, inode, attr);
+	mark_inode_dirty(inode);
+	return 0;
+}
+
+int twinfs_getattr(struct user_namespace *ns, const struct path *path,
+		   struct kstat *stat, u32 mask, unsigned int flags)
+{
+	generic_fillattr(ns, d_inode(path->dentry), stat);
+	stat->blksize = TWINFS_BLOCK_SIZE;
+	return 0;
+}

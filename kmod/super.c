@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: mount, superblock, statfs, mount options and module entry points.
+ */
+#include <linux/module.h>
+#include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/statfs.h>
+#include <linux/seq_file.h>
+#include <linux/blkdev.h>
+#include "twinfs.h"
+
+void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	printk("%stwinfs (%s): %pV\n", level, sb ? sb->s_id : "?", &vaf);
+	va_end(args);
+}
+
+void twinfs_corrupt(struct super_block *sb, const char *func,
+		    const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	pr_err_ratelimited("twinfs (%s): corruption in %s: %pV\n",
+			   sb->s_id, func, &vaf);
+	va_end(args);
+	if (TWINFS_SB(sb)->opts.errors == TWINFS_ERRORS_RO && !sb_rdonly(sb)) {
+		twinfs_err(sb, "remounting read-only (errors=remount-ro)");
+		sb->s_flags |= SB_RDONLY;
+	}
+}
+
+/* Writes the superblock with the given state; waits when sync. */
+static int twinfs_write_super(struct super_block *sb, u32 state, bool sync)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_super *raw = (struct twinfs_super *)sbi->sbh->b_data;
+
+	lock_buffer(sbi->sbh);
+	raw->s_state = cpu_to_le32(state);
+	twinfs_csum_set(raw, sizeof(*raw),
+			offsetof(struct twinfs_super, s_checksum));
+	unlock_buffer(sbi->sbh);
+	mark_buffer_dirty(sbi->sbh);
+	if (!sync)
+		return 0;
+	return sync_dirty_buffer(sbi->sbh);
+}
+
+static void twinfs_put_super(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+
+	twinfs_sysfs_unregister(sb);
+	if (!sb_rdonly(sb))
+		twinfs_write_super(sb, TWINFS_STATE_CLEAN, true);
+	twinfs_alloc_destroy(sb);
+	brelse(sbi->sbh);
+	sb->s_fs_info = NULL;
+	kfree(sbi);
+}
+
+static int twinfs_sync_fs(struct super_block *sb, int wait)
+{
+	if (!wait)
+		return 0;
+	/* Metadata lives in the block device's buffers; the VFS flushes
+	 * them (sync_blockdev) and the device cache right after this. */
+	return 0;
+}
+
+static int twinfs_statfs(struct dentry *dentry, struct kstatfs *buf)
+{
+	struct super_block *sb = dentry->d_sb;
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_super *raw = (struct twinfs_super *)sbi->sbh->b_data;
+	u64 meta = (u64)sbi->geo.ag_count * twinfs_ag_meta_blocks(&sbi->geo);
+
+	buf->f_type = TWINFS_MAGIC;
+	buf->f_bsize = sb->s_blocksize;
+	buf->f_blocks = sbi->geo.blocks - sbi->geo.first_ag_block - meta;
+	buf->f_bfree = percpu_counter_sum_positive(&sbi->free_blocks);
+	buf->f_bavail = buf->f_bfree;
+	buf->f_files = (u64)sbi->geo.ag_count * sbi->geo.inodes_per_ag - 1;
+	buf->f_ffree = percpu_counter_sum_positive(&sbi->free_inodes);
+	buf->f_namelen = TWINFS_NAME_MAX;
+	buf->f_fsid = uuid_to_fsid(raw->s_uuid);
+	return 0;
+}
+
+static int twinfs_show_options(struct seq_file *seq, struct dentry *root)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(root->d_sb);
+
+	if (sbi->opts.errors == TWINFS_ERRORS_RO)
+		seq_puts(seq, ",errors=remount-ro");
+	return 0;
+}
+
+static const struct super_operations twinfs_sops = {
+	.alloc_inode	= twinfs_alloc_inode,
+	.free_inode	= twinfs_free_inode,
+	.write_inode	= twinfs_write_inode,
+	.evict_inode	= twinfs_evict_inode,
+	.put_super	= twinfs_put_super,
+	.sync_fs	= twinfs_sync_fs,
+	.statfs		= twinfs_statfs,
+	.show_options	= twinfs_show_options,
+};
+
+enum { Opt_errors };
+
+static const struct constant_table twinfs_param_errors[] = {
+	{ "continue",	TWINFS_ERRORS_CONTINUE },
+	{ "remount-ro",	TWINFS_ERRORS_RO },
+	{}
+};
+
+static const struct fs_parameter_spec twinfs_param_spec[] = {
+	fsparam_enum("errors", Opt_errors, twinfs_param_errors),
+	{}
+};
+
+static int twinfs_parse_param(struct fs_context *fc,
+			      struct fs_parameter *param)
+{
+	struct twinfs_mount_opts *opts = fc->fs_private;
+	struct fs_parse_result result;
+	int opt;
+
+	opt = fs_parse(fc, twinfs_param_spec, param, &result);
+	if (opt < 0)
+		return opt;
+	switch (opt) {
+	case Opt_errors:
+		opts->errors = result.uint_32;
+		break;
+	}
+	return 0;
+}
+
+/* Reads and validates the superblock; fills sbi->geo. */
+static int twinfs_load_super(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	u64 dev_blocks = bdev_nr_bytes(sb->s_bdev) >> TWINFS_BLOCK_SHIFT;
+	struct twinfs_super *raw;
+	const char *why = NULL;
+	int err;
+
+	sbi->sbh = sb_bread(sb, 0);
+	if (!sbi->sbh) {
+		twinfs_err(sb, "cannot read the superblock");
+		return -EIO;
+	}
+	raw = (struct twinfs_super *)sbi->sbh->b_data;
+	err = twinfs_super_check(raw, dev_blocks, &sbi->geo, &why);
+	if (err) {
+		if (le32_to_cpu(raw->s_magic) == TWINFS_MAGIC &&
+		    le32_to_cpu(raw->s_version) != TWINFS_FORMAT_VERSION)
+			twinfs_err(sb, "%s %u (this module reads version %u)",
+				   why, le32_to_cpu(raw->s_version),
+				   TWINFS_FORMAT_VERSION);
+		else
+			twinfs_err(sb, "%s", why);
+		return err;
+	}
+	sbi->dirhash_seed = le32_to_cpu(raw->s_dirhash_seed);
+	return 0;
+}
+
+static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
+{
+	struct twinfs_mount_opts *opts = fc->fs_private;
+	struct twinfs_sb_info *sbi;
+	struct twinfs_super *raw;
+	struct inode *root;
+	int err;
+
+	sbi = kzalloc(sizeof(*sbi), GFP_KERNEL);
+	if (!sbi)
+		return -ENOMEM;
+	sbi->sb = sb;
+	sbi->opts = *opts;
+	sb->s_fs_info = sbi;
+
+	if (!sb_set_blocksize(sb, TWINFS_BLOCK_SIZE)) {
+		twinfs_err(sb, "device does not support %u-byte blocks",
+			   TWINFS_BLOCK_SIZE);
+		err = -EINVAL;
+		goto out_free;
+	}
+	err = twinfs_load_super(sb);
+	if (err)
+		goto out_brelse;
+	raw = (struct twinfs_super *)sbi->sbh->b_data;
+	if (le32_to_cpu(raw->s_state) != TWINFS_STATE_CLEAN)
+		twinfs_warn(sb, "was not cleanly unmounted; run fsck.twinfs");
+
+	sb->s_magic = TWINFS_MAGIC;
+	sb->s_op = &twinfs_sops;
+	sb->s_maxbytes = (loff_t)U32_MAX << TWINFS_BLOCK_SHIFT;
+	sb->s_time_gran = 1;
+	sb->s_time_min = S64_MIN;
+	sb->s_time_max = S64_MAX;
+	memcpy(&sb->s_uuid, raw->s_uuid, sizeof(sb->s_uuid));
+
+	err = twinfs_alloc_init(sb);
+	if (err)
+		goto out_brelse;
+
+	root = twinfs_iget(sb, TWINFS_ROOT_INO);
+	if (IS_ERR(root)) {
+		err = PTR_ERR(root);
+		twinfs_err(sb, "cannot read the root directory: %d", err);
+		goto out_alloc;
+	}
+	if (!S_ISDIR(root->i_mode)) {
+		iput(root);
+		twinfs_err(sb, "root inode is not a directory");
+		err = -EUCLEAN;
+		goto out_alloc;
+	}
+	sb->s_root = d_make_root(root);
+	if (!sb->s_root) {
+		err = -ENOMEM;
+		goto out_alloc;
+	}
+
+	err = twinfs_sysfs_register(sb);
+	if (err)
+		goto out_root;
+
+	if (!sb_rdonly(sb)) {
+		raw->s_mount_count = cpu_to_le64(le64_to_cpu(raw->s_mount_count) + 1);
+		err = twinfs_write_super(sb, TWINFS_STATE_MOUNTED, true);
+		if (err) {
+			twinfs_err(sb, "cannot write the superblock: %d", err);
+			goto out_sysfs;
+		}
+	}
+	twinfs_info(sb, "mounted: %llu blocks, %u groups, format version %u",
+		    sbi->geo.blocks, sbi->geo.ag_count, TWINFS_FORMAT_VERSION);
+	return 0;
+
+out_sysfs:
+	twinfs_sysfs_unregister(sb);
+out_root:
+	dput(sb->s_root);
+	sb->s_root = NULL;
+out_alloc:
+	twinfs_alloc_destroy(sb);
+out_brelse:
+	brelse(sbi->sbh);
+out_free:
+	sb->s_fs_info = NULL;
+	kfree(sbi);
+	return err;
+}
+
+static int twinfs_get_tree(struct fs_context *fc)
+{
+	return get_tree_bdev(fc, twinfs_fill_super);
+}
+
+static int twinfs_reconfigure(struct fs_context *fc)
+{
+	struct super_block *sb = fc->root->d_sb;
+	struct twinfs_mount_opts *opts = fc->fs_private;
+
+	sync_filesystem(sb);
+	TWINFS_SB(sb)->opts = *opts;
+	if ((fc->sb_flags ^ sb->s_flags) & SB_RDONLY)
+		twinfs_write_super(sb, (fc->sb_flags & SB_RDONLY) ?
+				   TWINFS_STATE_CLEAN : TWINFS_STATE_MOUNTED,
+				   true);
+	return 0;
+}
+
+static void twinfs_free_fc(struct fs_context *fc)
+{
+	kfree(fc->fs_private);
+}
+
+static const struct fs_context_operations twinfs_context_ops = {
+	.parse_param	= twinfs_parse_param,
+	.get_tree	= twinfs_get_tree,
+	.reconfigure	= twinfs_reconfigure,
+	.free		= twinfs_free_fc,
+};
+
+static int twinfs_init_fs_context(struct fs_context *fc)
+{
+	struct twinfs_mount_opts *opts;
+
+	opts = kzalloc(sizeof(*opts), GFP_KERNEL);
+	if (!opts)
+		return -ENOMEM;
+	if (fc->purpose == FS_CONTEXT_FOR_RECONFIGURE)
+		*opts = TWINFS_SB(fc->root->d_sb)->opts;
+	fc->fs_private = opts;
+	fc->ops = &twinfs_context_ops;
+	return 0;
+}
+
+struct file_system_type twinfs_fs_type = {
+	.owner			= THIS_MODULE,
+	.name			= "twinfs",
+	.init_fs_context	= twinfs_init_fs_context,
+	.parameters		= twinfs_param_spec,
+	.kill_sb		= kill_block_super,
+	.fs_flags		= FS_REQUIRES_DEV,
+};
+MODULE_ALIAS_FS("twinfs");
+
+static int __init twinfs_init(void)
+{
+	int err;
+
+	err = twinfs_inode_cache_init();
+	if (err)
+		return err;
+	err = twinfs_sysfs_init();
+	if (err)
+		goto out_cache;
+	err = register_filesystem(&twinfs_fs_type);
+	if (err)
+		goto out_sysfs;
+	pr_info("twinfs: format version %u loaded\n", TWINFS_FORMAT_VERSION);
+	return 0;
+
+out_sysfs:
+	twinfs_sysfs_exit();
+out_cache:
+	twinfs_inode_cache_destroy();
+	return err;
+}
+
+static void __exit twinfs_exit(void)
+{
+	unregister_filesystem(&twinfs_fs_type);
+	twinfs_sysfs_exit();
+	twinfs_inode_cache_destroy();
+}
+
+module_init(twinfs_init);
+module_exit(twinfs_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("twinfs cluster file system");
+MODULE_AUTHOR("The twinfs developers");
+MODULE_SOFTDEP("pre: crc32c");

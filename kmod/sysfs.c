@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: /sys/fs/twinfs/<dev>/, one directory per mounted file system,
+ * one value per file.
+ */
+#include <linux/sysfs.h>
+#include "twinfs.h"
+
+static struct kset *twinfs_kset;
+
+struct twinfs_attr {
+	struct attribute attr;
+	ssize_t (*show)(struct twinfs_sb_info *sbi, char *buf);
+};
+
+#define TWINFS_ATTR_RO(name)						\
+static ssize_t name##_show(struct twinfs_sb_info *sbi, char *buf);	\
+static struct twinfs_attr twinfs_attr_##name = __ATTR_RO(name)
+
+static ssize_t format_version_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", TWINFS_FORMAT_VERSION);
+}
+
+static ssize_t blocks_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", sbi->geo.blocks);
+}
+
+static ssize_t free_blocks_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  percpu_counter_sum_positive(&sbi->free_blocks));
+}
+
+static ssize_t inodes_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  (u64)sbi->geo.ag_count * sbi->geo.inodes_per_ag);
+}
+
+static ssize_t free_inodes_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  percpu_counter_sum_positive(&sbi->free_inodes));
+}
+
+static ssize_t ag_count_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", sbi->geo.ag_count);
+}
+
+static ssize_t block_size_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", TWINFS_BLOCK_SIZE);
+}
+
+static ssize_t uuid_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%pUb\n", &sbi->sb->s_uuid);
+}
+
+static ssize_t mount_options_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%s,errors=%s\n",
+			  sb_rdonly(sbi->sb) ? "ro" : "rw",
+			  sbi->opts.errors == TWINFS_ERRORS_RO ?
+			  "remount-ro" : "continue");
+}
+
+static ssize_t state_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", sb_rdonly(sbi->sb) ? "read-only" :
+			  "mounted");
+}
+
+TWINFS_ATTR_RO(format_version);
+TWINFS_ATTR_RO(blocks);
+TWINFS_ATTR_RO(free_blocks);
+TWINFS_ATTR_RO(inodes);
+TWINFS_ATTR_RO(free_inodes);
+TWINFS_ATTR_RO(ag_count);
+TWINFS_ATTR_RO(block_size);
+TWINFS_ATTR_RO(uuid);
+TWINFS_ATTR_RO(mount_options);
+TWINFS_ATTR_RO(state);
+
+static struct attribute *twinfs_attrs[] = {
+	&twinfs_attr_format_version.attr,
+	&twinfs_attr_blocks.attr,
+	&twinfs_attr_free_blocks.attr,
+	&twinfs_attr_inodes.attr,
+	&twinfs_attr_free_inodes.attr,
+	&twinfs_attr_ag_count.attr,
+	&twinfs_attr_block_size.attr,
+	&twinfs_attr_uuid.attr,
+	&twinfs_attr_mount_options.attr,
+	&twinfs_attr_state.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(twinfs);
+
+static ssize_t twinfs_attr_show(struct kobject *kobj, struct attribute *attr,
+				char *buf)
+{
+	struct twinfs_sb_info *sbi = container_of(kobj, struct twinfs_sb_info,
+						  kobj);
+	struct twinfs_attr *a = container_of(attr, struct twinfs_attr, attr);
+
+	return a->show(sbi, buf);
+}
+
+static const struct sysfs_ops twinfs_sysfs_ops = {
+	.show = twinfs_attr_show,
+};
+
+static void twinfs_kobj_release(struct kobject *kobj)
+{
+	struct twinfs_sb_info *sbi = container_of(kobj, struct twinfs_sb_info,
+						  kobj);
+
+	complete(&sbi->kobj_unregister);
+}
+
+static struct kobj_type twinfs_ktype = {
+	.default_groups	= twinfs_groups,
+	.sysfs_ops	= &twinfs_sysfs_ops,
+	.release	= twinfs_kobj_release,
+};
+
+int twinfs_sysfs_register(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	int err;
+
+	init_completion(&sbi->kobj_unregister);
+	sbi->kobj.kset = twinfs_kset;
+	err = kobject_init_and_add(&sbi->kobj, &twinfs_ktype, NULL, "%s",
+				   sb->s_id);
+	if (err) {
+		kobject_put(&sbi->kobj);
+		wait_for_completion(&sbi->kobj_unregister);
+		twinfs_err(sb, "cannot create /sys/fs/twinfs/%s: %d",
+			   sb->s_id, err);
+	}
+	return err;
+}
+
+void twinfs_sysfs_unregister(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+
+	kobject_del(&sbi->kobj);
+	kobject_put(&sbi->kobj);
+	wait_for_completion(&sbi->kobj_unregister);
+}
+
+int twinfs_sysfs_init(void)
+{
+	twinfs_kset = kset_create_and_add("twinfs", NULL, fs_kobj);
+	return twinfs_kset ? 0 : -ENOMEM;
+}
+
+void twinfs_sysfs_exit(void)
+{
+	kset_unregister(twinfs_kset);
+}

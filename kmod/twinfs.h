@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * twinfs: in-memory structures shared by the files of twinfs.ko.
+ *
+ * Locking (outermost first):
+ *   1. VFS i_rwsem of directories and files (the VFS takes it).
+ *   2. twinfs_inode_info.map_sem: the inode's extent map (read to look a
+ *      block up, write to allocate or truncate).  Taken by get_block from
+ *      page-cache paths that do not hold i_rwsem (readahead, writeback).
+ *   3. twinfs_ag.lock: one allocation group's bitmaps and free counts.  No
+ *      lock covers all groups: allocators of different groups never meet.
+ *   4. buffer lock of an inode-table block while an inode is copied in.
+ * Directory blocks are changed only under the directory's i_rwsem held
+ * exclusively; lookup and readdir read them under the shared lock.
+ */
+#ifndef TWINFS_H
+#define TWINFS_H
+
+#include <linux/fs.h>
+#include <linux/buffer_head.h>
+#include <linux/kobject.h>
+#include <linux/percpu_counter.h>
+#include <linux/rwsem.h>
+#include <linux/mutex.h>
+#include "twinfs_core.h"
+
+#define TWINFS_LINK_MAX 65000
+
+/* Mount options. */
+enum twinfs_errors { TWINFS_ERRORS_CONTINUE, TWINFS_ERRORS_RO };
+
+struct twinfs_mount_opts {
+	enum twinfs_errors errors;
+};
+
+struct twinfs_ag {
+	struct mutex lock;		/* bitmaps and the counts below */
+	u32 free_blocks;
+	u32 free_inodes;
+};
+
+struct twinfs_sb_info {
+	struct super_block *sb;
+	struct buffer_head *sbh;	/* the superblock, block 0 */
+	struct twinfs_geometry geo;
+	u32 dirhash_seed;
+	struct twinfs_ag *ags;
+	struct percpu_counter free_blocks;
+	struct percpu_counter free_inodes;
+	atomic_t dir_rotor;		/* spreads new directories over groups */
+	struct twinfs_mount_opts opts;
+	struct kobject kobj;		/* /sys/fs/twinfs/<dev> */
+	struct completion kobj_unregister;
+};
+
+struct twinfs_inode_info {
+	struct rw_semaphore map_sem;	/* the extent map below */
+	u16 ext_depth;
+	u16 ext_count;
+	struct twinfs_extent ext[TWINFS_INLINE_EXTENTS];
+	u32 flags;
+	struct inode vfs_inode;
+};
+
+static inline struct twinfs_sb_info *TWINFS_SB(struct super_block *sb)
+{
+	return sb->s_fs_info;
+}
+
+static inline struct twinfs_inode_info *TWINFS_I(struct inode *inode)
+{
+	return container_of(inode, struct twinfs_inode_info, vfs_inode);
+}
+
+/* Messages: every line starts with "twinfs (<dev>):". */
+__printf(3, 4)
+void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...);
+#define twinfs_err(sb, fmt, ...) twinfs_msg(sb, KERN_ERR, fmt, ##__VA_ARGS__)
+#define twinfs_warn(sb, fmt, ...) twinfs_msg(sb, KERN_WARNING, fmt, ##__VA_ARGS__)
+#define twinfs_info(sb, fmt, ...) twinfs_msg(sb, KERN_INFO, fmt, ##__VA_ARGS__)
+/* Reports corruption found at run time and applies errors=. */
+__printf(3, 4)
+void twinfs_corrupt(struct super_block *sb, const char *func,
+		    const char *fmt, ...);
+
+/* super.c */
+extern struct file_system_type twinfs_fs_type;
+
+/* inode.c */
+struct inode *twinfs_iget(struct super_block *sb, unsigned long ino);
+struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
+			       const char *symname);
+int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc);
+void twinfs_evict_inode(struct inode *inode);
+int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
+		   struct iattr *attr);
+int twinfs_getattr(struct user_namespace *ns, const struct path *path,
+		   struct kstat *stat, u32 mask, unsigned int flags);
+void twinfs_set_inode_ops(struct inode *inode);
+struct inode *twinfs_alloc_inode(struct super_block *sb);
+void twinfs_free_inode(struct inode *inode);
+int twinfs_inode_cache_init(void);
+void twinfs_inode_cache_destroy(void);
+
+/* extent_map.c */
+int twinfs_map_blocks(struct inode *inode, u32 lblk, u32 max, bool create,
+		      u64 *pblk, u32 *len, bool *is_new);
+int twinfs_get_block(struct inode *inode, sector_t iblock,
+		     struct buffer_head *bh, int create);
+int twinfs_truncate_blocks(struct inode *inode, u32 from);
+
+/* alloc.c */
+int twinfs_alloc_init(struct super_block *sb);
+void twinfs_alloc_destroy(struct super_block *sb);
+int twinfs_alloc_blocks(struct inode *inode, u64 goal, u32 want, u64 *pblk,
+			u32 *got);
+void twinfs_free_blocks(struct inode *inode, u64 pblk, u32 len);
+int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
+		     unsigned long *ino);
+void twinfs_free_ino(struct super_block *sb, unsigned long ino);
+
+/* dir.c */
+extern const struct file_operations twinfs_dir_operations;
+int twinfs_dir_init(struct inode *dir, struct inode *parent);
+int twinfs_dir_lookup(struct inode *dir, const struct qstr *name, u32 *ino);
+int twinfs_dir_add(struct inode *dir, const struct qstr *name, u32 ino,
+		   umode_t mode);
+int twinfs_dir_remove(struct inode *dir, const struct qstr *name);
+int twinfs_dir_replace(struct inode *dir, const struct qstr *name, u32 ino,
+		       umode_t mode);
+int twinfs_dir_set_parent(struct inode *dir, u32 parent);
+int twinfs_dir_is_empty(struct inode *dir);
+
+/* namei.c */
+extern const struct inode_operations twinfs_dir_inode_operations;
+extern const struct inode_operations twinfs_special_inode_operations;
+
+/* file.c */
+extern const struct file_operations twinfs_file_operations;
+extern const struct inode_operations twinfs_file_inode_operations;
+extern const struct inode_operations twinfs_symlink_inode_operations;
+extern const struct address_space_operations twinfs_aops;
+
+/* sysfs.c */
+int twinfs_sysfs_init(void);
+void twinfs_sysfs_exit(void);
+int twinfs_sysfs_register(struct super_block *sb);
+void twinfs_sysfs_unregister(struct super_block *sb);
+
+#endif /* TWINFS_H */
