@@ -21,7 +21,8 @@ CXXFLAGS_USER := -std=c++20 -O2 -g -Wall -Wextra -Werror -I. -Ikmod/core \
 	-Iuserspace/include
 
 CORE_SRCS := kmod/core/csum.c kmod/core/layout.c kmod/core/bitmap.c \
-	kmod/core/extent.c kmod/core/dir.c kmod/core/crc32c_user.c
+	kmod/core/extent.c kmod/core/dir.c kmod/core/undo.c \
+	kmod/core/crc32c_user.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 LIBCORE := $(BUILD)/libtwinfscore.a
 

@@ -9,7 +9,8 @@
  * the groups by a rotor.  Bitmap buffers are tied to the inode they serve
  * (mark_buffer_dirty_inode) so fsync of that inode writes them too.
  */
-#include "twinfs.h"
+#include "op.h"
+#include "fault.h"
 
 static struct buffer_head *twinfs_read_bitmap(struct super_block *sb, u32 ag,
 					      u32 which)
@@ -141,8 +142,11 @@ int twinfs_alloc_blocks(struct inode *inode, u64 goal, u32 want, u64 *pblk,
 	struct twinfs_sb_info *sbi = TWINFS_SB(inode->i_sb);
 	const struct twinfs_geometry *g = &sbi->geo;
 	u32 ag, first_ag, goal_off, n, i;
-	int err = 0;
+	int err;
 
+	err = twinfs_fault(inode->i_sb, TWINFS_FAULT_ALLOC_BLOCKS);
+	if (err)
+		return err;
 	if (goal < g->first_ag_block || goal >= g->blocks)
 		goal = twinfs_ag_start(g, inode->i_ino / g->inodes_per_ag);
 	first_ag = (u32)((goal - g->first_ag_block) / g->ag_blocks);
@@ -222,7 +226,14 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
 	const struct twinfs_geometry *g = &sbi->geo;
 	u32 first = twinfs_ino_goal_ag(sb, dir, is_dir), i, ag, bit;
 	struct buffer_head *bh;
+	int err;
 
+	/* The allocation is undone by clearing its bit; make sure the record
+	 * of it cannot fail once the bit is set. */
+	err = twinfs_fault(sb, TWINFS_FAULT_ALLOC_INODE) ?:
+	      twinfs_op_reserve(sb, 32);
+	if (err)
+		return err;
 	for (i = 0; i < g->ag_count; i++) {
 		struct twinfs_ag *a;
 
@@ -246,6 +257,7 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
 		if (bit < g->inodes_per_ag) {
 			percpu_counter_dec(&sbi->free_inodes);
 			*ino = (unsigned long)ag * g->inodes_per_ag + bit;
+			twinfs_op_bits(sb, ag, true, bit, 1);
 			return 0;
 		}
 	}
@@ -276,4 +288,39 @@ void twinfs_free_ino(struct super_block *sb, unsigned long ino)
 		percpu_counter_inc(&sbi->free_inodes);
 	else
 		twinfs_corrupt(sb, __func__, "inode %lu was already free", ino);
+}
+
+/* Undoes an allocation: clears bits an operation set. */
+void twinfs_unalloc_bits(struct super_block *sb, u32 ag, bool inode_map,
+			 u32 bit, u32 count)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_ag *a = &sbi->ags[ag];
+	struct buffer_head *bh;
+	u32 i, cleared = 0;
+
+	bh = twinfs_read_bitmap(sb, ag, inode_map);
+	if (!bh)
+		return;
+	mutex_lock(&a->lock);
+	for (i = 0; i < count; i++) {
+		if (!twinfs_bit_test((u8 *)bh->b_data, bit + i))
+			continue;
+		twinfs_bit_clear((u8 *)bh->b_data, bit + i);
+		cleared++;
+	}
+	if (inode_map)
+		a->free_inodes += cleared;
+	else
+		a->free_blocks += cleared;
+	mark_buffer_dirty(bh);
+	mutex_unlock(&a->lock);
+	brelse(bh);
+	if (inode_map)
+		percpu_counter_add(&sbi->free_inodes, cleared);
+	else
+		percpu_counter_add(&sbi->free_blocks, cleared);
+	if (cleared != count)
+		twinfs_corrupt(sb, __func__, "group %u: %u bits to undo were already clear",
+			       ag, count - cleared);
 }

@@ -11,8 +11,16 @@
  * stays valid across splits between getdents calls.
  *
  * Callers hold the directory's i_rwsem: exclusive to change, shared to read.
+ * The one exception is h_parent, which a rename of the directory changes
+ * under the parent's lock: header fields change under the header buffer's
+ * lock together with the checksum, and each is logged on its own.
+ *
+ * Undo: before a block is changed its before-image goes into the
+ * operation's log (whole blocks for leaves and table blocks, single fields
+ * for the header); new blocks need none, their mapping is undone.
  */
-#include "twinfs.h"
+#include "op.h"
+#include "fault.h"
 
 #define HDR_CSUM_OFF offsetof(struct twinfs_dir_header, h_checksum)
 #define LEAF_CSUM_OFF offsetof(struct twinfs_dir_leaf_hdr, d_checksum)
@@ -48,6 +56,7 @@ static int twinfs_dir_block(struct inode *dir, u32 lblk, bool create,
 			lock_buffer(bh);
 			memset(bh->b_data, 0, TWINFS_BLOCK_SIZE);
 			set_buffer_uptodate(bh);
+			set_buffer_twinfs_verified(bh);
 			unlock_buffer(bh);
 		}
 	} else {
@@ -79,13 +88,72 @@ static struct twinfs_dir_leaf_hdr *DLEAF(struct buffer_head *bh)
 	return (struct twinfs_dir_leaf_hdr *)bh->b_data;
 }
 
+#define HDR_FIELD(f) offsetof(struct twinfs_dir_header, f), \
+	sizeof(((struct twinfs_dir_header *)NULL)->f)
+
+static int twinfs_save_block(struct inode *dir, struct buffer_head *bh,
+			     enum twinfs_undo_tag tag)
+{
+	return twinfs_op_save(dir->i_sb, bh, tag, 0, TWINFS_BLOCK_SIZE);
+}
+
+/* Applies delta to h_entries: logged, under the buffer lock. */
+static int twinfs_hdr_add_entries(struct inode *dir, struct buffer_head *hbh,
+				  s64 delta)
+{
+	int err = twinfs_op_save(dir->i_sb, hbh, TWINFS_TAG_DIR_HDR,
+				 HDR_FIELD(h_entries));
+
+	if (err)
+		return err;
+	lock_buffer(hbh);
+	le64_add_cpu(&DHDR(hbh)->h_entries, delta);
+	twinfs_csum_set(hbh->b_data, TWINFS_BLOCK_SIZE, HDR_CSUM_OFF);
+	unlock_buffer(hbh);
+	mark_buffer_dirty_inode(hbh, dir);
+	return 0;
+}
+
+/* Sets a 32-bit header field: logged, under the buffer lock. */
+static int twinfs_hdr_set32(struct inode *dir, struct buffer_head *hbh,
+			    size_t off, size_t len, u32 val)
+{
+	int err = twinfs_op_save(dir->i_sb, hbh, TWINFS_TAG_DIR_HDR, off, len);
+
+	if (err)
+		return err;
+	lock_buffer(hbh);
+	*(__le32 *)(hbh->b_data + off) = cpu_to_le32(val);
+	twinfs_csum_set(hbh->b_data, TWINFS_BLOCK_SIZE, HDR_CSUM_OFF);
+	unlock_buffer(hbh);
+	mark_buffer_dirty_inode(hbh, dir);
+	return 0;
+}
+
+/* Checks a block once after it came from disk; see twinfs.h. */
+static bool twinfs_dir_verify(struct inode *dir, struct buffer_head *bh,
+			      bool header)
+{
+	bool ok;
+
+	if (buffer_twinfs_verified(bh))
+		return true;
+	lock_buffer(bh);
+	ok = header ? !twinfs_dirhdr_check(DHDR(bh), dir->i_ino) :
+		      !twinfs_dirleaf_check(bh->b_data, dir->i_ino);
+	if (ok)
+		set_buffer_twinfs_verified(bh);
+	unlock_buffer(bh);
+	return ok;
+}
+
 static int twinfs_dir_header(struct inode *dir, struct buffer_head **bhp)
 {
 	int err = twinfs_dir_block(dir, 0, false, bhp);
 
 	if (err)
 		return err;
-	if (twinfs_dirhdr_check(DHDR(*bhp), dir->i_ino)) {
+	if (!twinfs_dir_verify(dir, *bhp, true)) {
 		brelse(*bhp);
 		return twinfs_dir_corrupt(dir, 0, "header");
 	}
@@ -102,7 +170,7 @@ static int twinfs_dir_leaf(struct inode *dir, struct twinfs_dir_header *h,
 	err = twinfs_dir_block(dir, lblk, false, bhp);
 	if (err)
 		return err;
-	if (twinfs_dirleaf_check((*bhp)->b_data, dir->i_ino)) {
+	if (!twinfs_dir_verify(dir, *bhp, false)) {
 		brelse(*bhp);
 		return twinfs_dir_corrupt(dir, lblk, "leaf");
 	}
@@ -122,6 +190,11 @@ static int twinfs_table_rw(struct inode *dir, u32 slot, u32 *val, bool write)
 		return err;
 	ent = (__le32 *)bh->b_data + slot % TWINFS_DIR_TABLE_PER_BLOCK;
 	if (write) {
+		err = twinfs_save_block(dir, bh, TWINFS_TAG_DIR_TABLE);
+		if (err) {
+			brelse(bh);
+			return err;
+		}
 		*ent = cpu_to_le32(*val);
 		mark_buffer_dirty_inode(bh, dir);
 	} else {
@@ -206,14 +279,18 @@ static int twinfs_dir_new_leaf(struct inode *dir, struct buffer_head *hbh,
 
 	if (next >= TWINFS_DIR_TABLE_LBLK)
 		return -ENOSPC;
-	err = twinfs_dir_block(dir, next, true, bhp);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_NEW_LEAF) ?:
+	      twinfs_dir_block(dir, next, true, bhp);
 	if (err)
 		return err;
+	err = twinfs_hdr_set32(dir, hbh, HDR_FIELD(h_next_leaf), next + 1);
+	if (err) {
+		brelse(*bhp);
+		return err;
+	}
 	twinfs_dirleaf_init((*bhp)->b_data, dir->i_ino, depth);
 	mark_buffer_dirty_inode(*bhp, dir);
 	*lblk = next;
-	h->h_next_leaf = cpu_to_le32(next + 1);
-	twinfs_dir_dirty(dir, hbh, HDR_CSUM_OFF);
 	i_size_write(dir, (loff_t)(next + 1) << TWINFS_BLOCK_SHIFT);
 	return 0;
 }
@@ -229,7 +306,9 @@ static int twinfs_dir_split(struct inode *dir, struct buffer_head *hbh,
 	u32 new_lblk, j;
 	int err;
 
-	err = twinfs_dir_new_leaf(dir, hbh, l + 1, &new_lblk, &nbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_SPLIT) ?:
+	      twinfs_save_block(dir, old, TWINFS_TAG_DIR_LEAF) ?:
+	      twinfs_dir_new_leaf(dir, hbh, l + 1, &new_lblk, &nbh);
 	if (err)
 		return err;
 	DLEAF(old)->d_depth = cpu_to_le16(l + 1);
@@ -249,12 +328,20 @@ static int twinfs_dir_grow_table(struct inode *dir, struct buffer_head *hbh)
 	u32 depth = le32_to_cpu(DHDR(hbh)->h_depth);
 	u32 half = 1u << depth, per = TWINFS_DIR_TABLE_PER_BLOCK, b;
 	struct buffer_head *src, *dst;
-	int err = 0;
+	int err;
 
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_GROW);
+	if (err)
+		return err;
 	if (half < per) {
 		err = twinfs_dir_block(dir, TWINFS_DIR_TABLE_LBLK, false, &src);
 		if (err)
 			return err;
+		err = twinfs_save_block(dir, src, TWINFS_TAG_DIR_TABLE);
+		if (err) {
+			brelse(src);
+			return err;
+		}
 		memcpy(src->b_data + half * 4, src->b_data, half * 4);
 		mark_buffer_dirty_inode(src, dir);
 		brelse(src);
@@ -277,9 +364,7 @@ static int twinfs_dir_grow_table(struct inode *dir, struct buffer_head *hbh)
 		if (err)
 			return err;
 	}
-	DHDR(hbh)->h_depth = cpu_to_le32(depth + 1);
-	twinfs_dir_dirty(dir, hbh, HDR_CSUM_OFF);
-	return 0;
+	return twinfs_hdr_set32(dir, hbh, HDR_FIELD(h_depth), depth + 1);
 }
 
 /* Tries each leaf of the chain at lblk; returns 0, -ENOSPC or an error. */
@@ -295,6 +380,11 @@ static int twinfs_dir_try_insert(struct inode *dir, struct buffer_head *hbh,
 		err = twinfs_dir_leaf(dir, DHDR(hbh), lblk, &bh);
 		if (err)
 			return err;
+		err = twinfs_save_block(dir, bh, TWINFS_TAG_DIR_LEAF);
+		if (err) {
+			brelse(bh);
+			return err;
+		}
 		err = twinfs_dirleaf_insert(bh->b_data, name->name, name->len,
 					    hash, ino, type);
 		if (!err) {
@@ -327,6 +417,9 @@ static int twinfs_dir_chain(struct inode *dir, struct buffer_head *hbh,
 				    ino, type);
 	mark_buffer_dirty_inode(nbh, dir);
 	brelse(nbh);
+	err = err ?: twinfs_save_block(dir, last, TWINFS_TAG_DIR_LEAF);
+	if (err)
+		return err;
 	DLEAF(last)->d_next = cpu_to_le32(lblk);
 	twinfs_dir_dirty(dir, last, LEAF_CSUM_OFF);
 	return err;
@@ -344,7 +437,8 @@ int twinfs_dir_add(struct inode *dir, const struct qstr *name, u32 ino,
 
 	if (name->len > TWINFS_NAME_MAX)
 		return -ENAMETOOLONG;
-	err = twinfs_dir_header(dir, &hbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_INSERT) ?:
+	      twinfs_dir_header(dir, &hbh);
 	if (err)
 		return err;
 	for (tries = 0; ; tries++) {
@@ -375,10 +469,8 @@ int twinfs_dir_add(struct inode *dir, const struct qstr *name, u32 ino,
 		if (err)
 			break;
 	}
-	if (!err) {
-		le64_add_cpu(&DHDR(hbh)->h_entries, 1);
-		twinfs_dir_dirty(dir, hbh, HDR_CSUM_OFF);
-	}
+	if (!err)
+		err = twinfs_hdr_add_entries(dir, hbh, 1);
 	brelse(hbh);
 	return err;
 }
@@ -389,16 +481,19 @@ int twinfs_dir_remove(struct inode *dir, const struct qstr *name)
 	struct buffer_head *hbh;
 	int err;
 
-	err = twinfs_dir_header(dir, &hbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_REMOVE) ?:
+	      twinfs_dir_header(dir, &hbh);
 	if (err)
 		return err;
 	err = twinfs_dir_find(dir, DHDR(hbh), name, &pos);
 	if (!err) {
-		twinfs_dirleaf_remove(pos.bh->b_data, pos.off);
-		mark_buffer_dirty_inode(pos.bh, dir);
+		err = twinfs_save_block(dir, pos.bh, TWINFS_TAG_DIR_LEAF);
+		if (!err) {
+			twinfs_dirleaf_remove(pos.bh->b_data, pos.off);
+			mark_buffer_dirty_inode(pos.bh, dir);
+			err = twinfs_hdr_add_entries(dir, hbh, -1);
+		}
 		brelse(pos.bh);
-		le64_add_cpu(&DHDR(hbh)->h_entries, -1);
-		twinfs_dir_dirty(dir, hbh, HDR_CSUM_OFF);
 	}
 	brelse(hbh);
 	return err;
@@ -413,13 +508,19 @@ int twinfs_dir_replace(struct inode *dir, const struct qstr *name, u32 ino,
 	struct buffer_head *hbh;
 	int err;
 
-	err = twinfs_dir_header(dir, &hbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_REPLACE) ?:
+	      twinfs_dir_header(dir, &hbh);
 	if (err)
 		return err;
 	err = twinfs_dir_find(dir, DHDR(hbh), name, &pos);
 	brelse(hbh);
 	if (err)
 		return err;
+	err = twinfs_save_block(dir, pos.bh, TWINFS_TAG_DIR_LEAF);
+	if (err) {
+		brelse(pos.bh);
+		return err;
+	}
 	de = (struct twinfs_dirent *)(pos.bh->b_data + pos.off);
 	de->de_ino = cpu_to_le32(ino);
 	de->de_type = fs_umode_to_dtype(mode);
@@ -433,13 +534,13 @@ int twinfs_dir_set_parent(struct inode *dir, u32 parent)
 	struct buffer_head *hbh;
 	int err;
 
-	err = twinfs_dir_header(dir, &hbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_PARENT) ?:
+	      twinfs_dir_header(dir, &hbh);
 	if (err)
 		return err;
-	DHDR(hbh)->h_parent = cpu_to_le32(parent);
-	twinfs_dir_dirty(dir, hbh, HDR_CSUM_OFF);
+	err = twinfs_hdr_set32(dir, hbh, HDR_FIELD(h_parent), parent);
 	brelse(hbh);
-	return 0;
+	return err;
 }
 
 /* 1 if empty, 0 if not, or a negative error. */
@@ -463,7 +564,8 @@ int twinfs_dir_init(struct inode *dir, struct inode *parent)
 	u32 one = 1;
 	int err;
 
-	err = twinfs_dir_block(dir, 0, true, &hbh);
+	err = twinfs_fault(dir->i_sb, TWINFS_FAULT_DIR_INIT) ?:
+	      twinfs_dir_block(dir, 0, true, &hbh);
 	if (err)
 		return err;
 	twinfs_dirhdr_init(DHDR(hbh), dir->i_ino, parent->i_ino);

@@ -9,7 +9,8 @@
  * (core/extent.c); this file adds the blocks, the locking (map_sem, see
  * twinfs.h) and get_block for the page cache.
  */
-#include "twinfs.h"
+#include "op.h"
+#include "fault.h"
 
 #define LEAF_CSUM_OFF offsetof(struct twinfs_ext_leaf, l_checksum)
 
@@ -35,6 +36,8 @@ static struct buffer_head *twinfs_read_leaf(struct inode *inode, u64 pblk,
 		return NULL;
 	}
 	leaf = (struct twinfs_ext_leaf *)bh->b_data;
+	if (buffer_twinfs_verified(bh))
+		return bh;
 	if (le32_to_cpu(leaf->l_magic) != TWINFS_EXT_LEAF_MAGIC ||
 	    le32_to_cpu(leaf->l_ino) != inode->i_ino ||
 	    le32_to_cpu(leaf->l_count) > TWINFS_EXT_LEAF_MAX ||
@@ -47,6 +50,7 @@ static struct buffer_head *twinfs_read_leaf(struct inode *inode, u64 pblk,
 		*err = -EUCLEAN;
 		return NULL;
 	}
+	set_buffer_twinfs_verified(bh);
 	return bh;
 }
 
@@ -100,7 +104,10 @@ static struct buffer_head *twinfs_new_leaf(struct inode *inode, u64 goal,
 	u64 pblk;
 	u32 got;
 
-	*err = twinfs_alloc_blocks(inode, goal, 1, &pblk, &got);
+	/* Leaves are structure, not content: a rolled-back operation leaves
+	 * them in place (possibly empty), so their allocation is not logged. */
+	*err = twinfs_fault(inode->i_sb, TWINFS_FAULT_MAP_LEAF) ?:
+	       twinfs_alloc_blocks(inode, goal, 1, &pblk, &got);
 	if (*err)
 		return NULL;
 	bh = sb_getblk(inode->i_sb, pblk);
@@ -115,6 +122,7 @@ static struct buffer_head *twinfs_new_leaf(struct inode *inode, u64 goal,
 	leaf->l_magic = cpu_to_le32(TWINFS_EXT_LEAF_MAGIC);
 	leaf->l_ino = cpu_to_le32(inode->i_ino);
 	set_buffer_uptodate(bh);
+	set_buffer_twinfs_verified(bh);
 	unlock_buffer(bh);
 	inode->i_blocks += TWINFS_BLOCK_SIZE >> 9;
 	return bh;
@@ -224,6 +232,18 @@ static int twinfs_map_insert(struct inode *inode, u32 lblk, u32 len, u64 pblk)
 	}
 }
 
+/* Logs a mapping of new blocks so a rollback unmaps and frees them. */
+static void twinfs_op_alloc_record(struct inode *inode, u32 lblk, u32 len,
+				   u64 pblk)
+{
+	const struct twinfs_geometry *g = &TWINFS_SB(inode->i_sb)->geo;
+	u32 ag = (u32)((pblk - g->first_ag_block) / g->ag_blocks);
+
+	twinfs_op_bits(inode->i_sb, ag, false,
+		       (u32)(pblk - twinfs_ag_start(g, ag)), len);
+	twinfs_op_map(inode, TWINFS_TAG_MAP_INSERT, lblk, len, pblk);
+}
+
 /* The disk block after the one mapping lblk - 1: where to allocate next. */
 static u64 twinfs_map_goal(struct inode *inode, u32 lblk)
 {
@@ -263,15 +283,22 @@ int twinfs_map_blocks(struct inode *inode, u32 lblk, u32 max, bool create,
 		goto out_unlock;
 	if (res.len && res.len < max)
 		max = res.len;
+	/* Room for the two undo records first: once the blocks are mapped,
+	 * recording them must not fail. */
+	err = twinfs_op_reserve(inode->i_sb, 64);
+	if (err)
+		goto out_unlock;
 	err = twinfs_alloc_blocks(inode, twinfs_map_goal(inode, lblk), max,
 				  &new_pblk, &got);
 	if (err)
 		goto out_unlock;
-	err = twinfs_map_insert(inode, lblk, got, new_pblk);
+	err = twinfs_fault(inode->i_sb, TWINFS_FAULT_MAP_INSERT) ?:
+	      twinfs_map_insert(inode, lblk, got, new_pblk);
 	if (err) {
 		twinfs_free_blocks(inode, new_pblk, got);
 		goto out_unlock;
 	}
+	twinfs_op_alloc_record(inode, lblk, got, new_pblk);
 	inode->i_blocks += (blkcnt_t)got << (TWINFS_BLOCK_SHIFT - 9);
 	mark_inode_dirty(inode);
 	res.pblk = new_pblk;
@@ -311,28 +338,103 @@ int twinfs_get_block(struct inode *inode, sector_t iblock,
 	return 0;
 }
 
-static void twinfs_truncate_free(void *arg, u64 pblk, u32 len)
+/* Drops the block-device buffers of a directory's blocks, so a stale copy
+ * is never written over the blocks' next owner. */
+static void twinfs_forget_dir_blocks(struct inode *inode, u64 pblk, u32 len)
 {
-	struct inode *inode = arg;
+	struct buffer_head *bh;
 	u32 i;
 
-	/* Directory blocks live in the block device's cache: drop them so a
-	 * stale copy is never written over the blocks' next owner. */
-	if (S_ISDIR(inode->i_mode)) {
-		for (i = 0; i < len; i++) {
-			struct buffer_head *bh;
-
-			bh = sb_find_get_block(inode->i_sb, pblk + i);
-			if (bh)
-				bforget(bh);
-		}
+	if (!S_ISDIR(inode->i_mode))
+		return;
+	for (i = 0; i < len; i++) {
+		bh = sb_find_get_block(inode->i_sb, pblk + i);
+		if (bh)
+			bforget(bh);
 	}
+}
+
+/* Outside an operation: frees at once. */
+static void twinfs_truncate_free(void *arg, u32 lblk, u64 pblk, u32 len)
+{
+	struct inode *inode = arg;
+
+	twinfs_forget_dir_blocks(inode, pblk, len);
 	twinfs_free_blocks(inode, pblk, len);
 	inode->i_blocks -= (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
 }
 
+/* Inside an operation the frees were logged in advance (deferred to the
+ * commit); only the accounting changes now. */
+static void twinfs_truncate_defer(void *arg, u32 lblk, u64 pblk, u32 len)
+{
+	struct inode *inode = arg;
+
+	inode->i_blocks -= (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
+}
+
+static bool twinfs_leaf_whole(struct twinfs_inode_info *ei, int i, u32 from)
+{
+	return le32_to_cpu(ei->ext[i].e_lblk) >= from && (i > 0 || from == 0);
+}
+
+/* Logs, for each range at or beyond from, its unmapping (undone by
+ * mapping it again) and its free (done at commit). */
+static int twinfs_truncate_log_one(struct inode *inode,
+				   const struct twinfs_extent *ext, u32 count,
+				   u32 from)
+{
+	u32 i;
+	int err = 0;
+
+	for (i = 0; i < count && !err; i++) {
+		u32 l = le32_to_cpu(ext[i].e_lblk), n = le32_to_cpu(ext[i].e_len);
+		u64 p = le64_to_cpu(ext[i].e_pblk);
+
+		if ((u64)l + n <= from)
+			continue;
+		if (l < from) {
+			p += from - l;
+			n -= from - l;
+			l = from;
+		}
+		err = twinfs_op_map(inode, TWINFS_TAG_MAP_REMOVE, l, n, p) ?:
+		      twinfs_op_map(inode, TWINFS_TAG_FREE, l, n, p);
+	}
+	return err;
+}
+
+static int twinfs_truncate_log(struct inode *inode, u32 from)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int i, err = 0;
+
+	if (ei->ext_depth == 0)
+		return twinfs_truncate_log_one(inode, ei->ext, ei->ext_count,
+					       from);
+	for (i = ei->ext_count - 1; i >= 0 && !err; i--) {
+		bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk),
+				      &err);
+		if (!bh)
+			break;
+		leaf = (struct twinfs_ext_leaf *)bh->b_data;
+		err = twinfs_truncate_log_one(inode, leaf->l_ext,
+					      le32_to_cpu(leaf->l_count), from);
+		brelse(bh);
+		if (!err && twinfs_leaf_whole(ei, i, from))
+			err = twinfs_op_map(inode, TWINFS_TAG_FREE, 0, 1,
+					    le64_to_cpu(ei->ext[i].e_pblk));
+		else
+			break;
+	}
+	return err;
+}
+
 /* Depth 1: frees leaves wholly at or beyond from, cuts the one across it. */
-static int twinfs_truncate_leaves(struct inode *inode, u32 from)
+static int twinfs_truncate_leaves(struct inode *inode, u32 from,
+				  void (*free_fn)(void *, u32, u64, u32))
 {
 	struct twinfs_inode_info *ei = TWINFS_I(inode);
 	struct twinfs_ext_leaf *leaf;
@@ -341,17 +443,16 @@ static int twinfs_truncate_leaves(struct inode *inode, u32 from)
 	u32 n;
 
 	for (i = ei->ext_count - 1; i >= 0; i--) {
-		bool whole = le32_to_cpu(ei->ext[i].e_lblk) >= from &&
-			     (i > 0 || from == 0);
+		bool whole = twinfs_leaf_whole(ei, i, from);
+		u64 leaf_pblk = le64_to_cpu(ei->ext[i].e_pblk);
 
-		bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk),
-				      &err);
+		bh = twinfs_read_leaf(inode, leaf_pblk, &err);
 		if (!bh)
 			return err;
 		leaf = (struct twinfs_ext_leaf *)bh->b_data;
 		n = twinfs_ext_truncate(leaf->l_ext,
 					le32_to_cpu(leaf->l_count), from,
-					twinfs_truncate_free, inode);
+					free_fn, inode);
 		if (!whole) {
 			leaf->l_count = cpu_to_le32(n);
 			twinfs_leaf_dirty(inode, bh);
@@ -359,7 +460,7 @@ static int twinfs_truncate_leaves(struct inode *inode, u32 from)
 			break;
 		}
 		bforget(bh);
-		twinfs_truncate_free(inode, le64_to_cpu(ei->ext[i].e_pblk), 1);
+		free_fn(inode, 0, leaf_pblk, 1);
 		memset(&ei->ext[i], 0, sizeof(ei->ext[i]));
 		ei->ext_count--;
 	}
@@ -368,20 +469,104 @@ static int twinfs_truncate_leaves(struct inode *inode, u32 from)
 	return 0;
 }
 
-/* Frees every block at or beyond file block from. */
+/*
+ * Frees every block at or beyond file block from.  Inside an operation
+ * everything is logged before anything changes, so a failure leaves the
+ * map untouched and a rollback maps the ranges again.
+ */
 int twinfs_truncate_blocks(struct inode *inode, u32 from)
 {
 	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	void (*free_fn)(void *, u32, u64, u32) = twinfs_truncate_free;
 	int err = 0;
 
 	down_write(&ei->map_sem);
-	if (ei->ext_depth == 0)
+	if (twinfs_cur_op(inode->i_sb)) {
+		err = twinfs_fault(inode->i_sb, TWINFS_FAULT_TRUNCATE) ?:
+		      twinfs_truncate_log(inode, from);
+		if (err)
+			goto out;
+		free_fn = twinfs_truncate_defer;
+	}
+	if (ei->ext_depth == 0) {
 		ei->ext_count = twinfs_ext_truncate(ei->ext, ei->ext_count,
-						    from, twinfs_truncate_free,
-						    inode);
-	else
-		err = twinfs_truncate_leaves(inode, from);
-	up_write(&ei->map_sem);
+						    from, free_fn, inode);
+		memset(&ei->ext[ei->ext_count], 0,
+		       (TWINFS_INLINE_EXTENTS - ei->ext_count) *
+		       sizeof(ei->ext[0]));
+	} else {
+		err = twinfs_truncate_leaves(inode, from, free_fn);
+	}
 	mark_inode_dirty(inode);
+out:
+	up_write(&ei->map_sem);
+	return err;
+}
+
+/* Undo of a mapping: unmaps [lblk, lblk+len), which must map to pblk. */
+int twinfs_map_unmap(struct inode *inode, u32 lblk, u32 len, u64 pblk)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_map_result res;
+	struct twinfs_ext_leaf *leaf;
+	struct buffer_head *bh;
+	int i, n, err;
+
+	down_write(&ei->map_sem);
+	err = twinfs_map_lookup(inode, lblk, &res);
+	if (!err && (res.pblk != pblk || res.len < len))
+		err = -ENOENT;
+	while (!err) {
+		if (ei->ext_depth == 0) {
+			n = twinfs_ext_remove(ei->ext, ei->ext_count,
+					      TWINFS_INLINE_EXTENTS, lblk, len);
+			if (n >= 0) {
+				ei->ext_count = n;
+				memset(&ei->ext[n], 0, (TWINFS_INLINE_EXTENTS - n) *
+				       sizeof(ei->ext[0]));
+				break;
+			}
+			err = n == -ENOSPC ? twinfs_map_deepen(inode) : n;
+			continue;
+		}
+		i = twinfs_ext_index_find(ei->ext, ei->ext_count, lblk);
+		bh = twinfs_read_leaf(inode, le64_to_cpu(ei->ext[i].e_pblk),
+				      &err);
+		if (!bh)
+			break;
+		leaf = (struct twinfs_ext_leaf *)bh->b_data;
+		n = twinfs_ext_remove(leaf->l_ext, le32_to_cpu(leaf->l_count),
+				      TWINFS_EXT_LEAF_MAX, lblk, len);
+		if (n >= 0) {
+			leaf->l_count = cpu_to_le32(n);
+			twinfs_leaf_dirty(inode, bh);
+			brelse(bh);
+			break;
+		}
+		err = n == -ENOSPC ? twinfs_split_leaf(inode, i, bh) : n;
+		brelse(bh);
+	}
+	if (!err) {
+		twinfs_forget_dir_blocks(inode, pblk, len);
+		inode->i_blocks -= (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
+		mark_inode_dirty(inode);
+	}
+	up_write(&ei->map_sem);
+	return err;
+}
+
+/* Undo of an unmapping: maps the range again (its blocks were kept). */
+int twinfs_map_remap(struct inode *inode, u32 lblk, u32 len, u64 pblk)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	int err;
+
+	down_write(&ei->map_sem);
+	err = twinfs_map_insert(inode, lblk, len, pblk);
+	if (!err) {
+		inode->i_blocks += (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
+		mark_inode_dirty(inode);
+	}
+	up_write(&ei->map_sem);
 	return err;
 }

@@ -5,7 +5,8 @@
  */
 #include <linux/random.h>
 #include <linux/writeback.h>
-#include "twinfs.h"
+#include "op.h"
+#include "fault.h"
 
 #define INODE_CSUM_OFF offsetof(struct twinfs_inode, i_checksum)
 
@@ -21,6 +22,7 @@ struct inode *twinfs_alloc_inode(struct super_block *sb)
 	ei->ext_depth = 0;
 	ei->ext_count = 0;
 	ei->flags = 0;
+	ei->undone = false;
 	memset(ei->ext, 0, sizeof(ei->ext));
 	return &ei->vfs_inode;
 }
@@ -265,8 +267,19 @@ int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 void twinfs_evict_inode(struct inode *inode)
 {
 	bool drop = !inode->i_nlink && !is_bad_inode(inode);
+	void *op = current->journal_info;
 
+	/* Eviction is never part of an operation: what it frees is final. */
+	current->journal_info = NULL;
 	truncate_inode_pages_final(&inode->i_data);
+	if (TWINFS_I(inode)->undone) {
+		/* A rolled-back creation: its blocks and its inode number
+		 * were given back by the rollback. */
+		invalidate_inode_buffers(inode);
+		clear_inode(inode);
+		current->journal_info = op;
+		return;
+	}
 	if (drop) {
 		inode->i_size = 0;
 		twinfs_truncate_blocks(inode, 0);
@@ -277,6 +290,15 @@ void twinfs_evict_inode(struct inode *inode)
 		twinfs_update_inode(inode, true, false);
 		twinfs_free_ino(inode->i_sb, inode->i_ino);
 	}
+	current->journal_info = op;
+}
+
+/* Drops a new inode whose creating operation rolled back. */
+void twinfs_discard_new_inode(struct inode *inode)
+{
+	TWINFS_I(inode)->undone = true;
+	clear_nlink(inode);
+	discard_new_inode(inode);
 }
 
 /*
@@ -291,6 +313,9 @@ struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 	struct inode *inode;
 	int err;
 
+	err = twinfs_fault(sb, TWINFS_FAULT_INODE_NEW);
+	if (err)
+		return ERR_PTR(err);
 	inode = new_inode(sb);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
@@ -317,44 +342,75 @@ struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 	return inode;
 }
 
-static int twinfs_setsize(struct inode *inode, loff_t size)
+/*
+ * Shrinking: before anything changes, unmap the range from user space and
+ * write its dirty pages, so that until the operation commits the blocks
+ * beyond the new size still hold the file's data and a rollback loses
+ * nothing.  Caller holds the mapping's invalidate_lock.
+ */
+static int twinfs_prepare_shrink(struct inode *inode, loff_t size)
 {
-	u32 from;
+	unmap_mapping_range(inode->i_mapping, size + PAGE_SIZE - 1, 0, 1);
+	return filemap_write_and_wait_range(inode->i_mapping, size, LLONG_MAX);
+}
+
+/* Page-cache side of a committed size change: cannot be undone. */
+static void twinfs_finish_size(struct inode *inode, loff_t old, loff_t size)
+{
 	int err;
 
-	if (!(S_ISREG(inode->i_mode) || S_ISLNK(inode->i_mode)))
-		return -EINVAL;
-	if (size < inode->i_size) {
+	if (size < old) {
 		err = block_truncate_page(inode->i_mapping, size,
 					  twinfs_get_block);
 		if (err)
-			return err;
+			twinfs_warn(inode->i_sb, "inode %lu: cannot zero the tail of the last block: %d",
+				    inode->i_ino, err);
 	}
 	truncate_setsize(inode, size);
-	from = (u32)((size + TWINFS_BLOCK_SIZE - 1) >> TWINFS_BLOCK_SHIFT);
-	err = twinfs_truncate_blocks(inode, from);
-	inode->i_mtime = inode->i_ctime = current_time(inode);
-	mark_inode_dirty(inode);
-	return err;
 }
 
 int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
 		   struct iattr *attr)
 {
 	struct inode *inode = d_inode(dentry);
+	loff_t old = i_size_read(inode), size = attr->ia_size;
+	bool resize = (attr->ia_valid & ATTR_SIZE) && size != old;
+	struct twinfs_op op;
 	int err;
 
 	err = setattr_prepare(ns, dentry, attr);
 	if (err)
 		return err;
-	if ((attr->ia_valid & ATTR_SIZE) && attr->ia_size != inode->i_size) {
-		err = twinfs_setsize(inode, attr->ia_size);
-		if (err)
-			return err;
+	if (resize && !S_ISREG(inode->i_mode))
+		return -EINVAL;
+	if (resize) {
+		filemap_invalidate_lock(inode->i_mapping);
+		if (size < old) {
+			err = twinfs_prepare_shrink(inode, size);
+			if (err)
+				goto out_unlock;
+		}
 	}
-	setattr_copy(ns, inode, attr);
-	mark_inode_dirty(inode);
-	return 0;
+
+	twinfs_op_begin(&op, inode->i_sb, resize ? "truncate" : "setattr");
+	err = twinfs_fault(inode->i_sb, TWINFS_FAULT_SETATTR) ?:
+	      twinfs_op_inode(inode);
+	if (!err && resize)
+		err = twinfs_truncate_blocks(inode, (u32)((size +
+				TWINFS_BLOCK_SIZE - 1) >> TWINFS_BLOCK_SHIFT));
+	if (!err) {
+		if (resize)
+			i_size_write(inode, size);
+		setattr_copy(ns, inode, attr);
+		mark_inode_dirty(inode);
+	}
+	err = twinfs_op_end(&op, err);
+	if (!err && resize)
+		twinfs_finish_size(inode, old, size);
+out_unlock:
+	if (resize)
+		filemap_invalidate_unlock(inode->i_mapping);
+	return err;
 }
 
 int twinfs_getattr(struct user_namespace *ns, const struct path *path,

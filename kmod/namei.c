@@ -2,8 +2,16 @@
 /*
  * twinfs: name operations: lookup, create, link, unlink, mkdir, rmdir,
  * symlink, mknod, rename.
+ *
+ * Each modifying operation runs as one twinfs operation (op.h): it logs
+ * the attributes of every existing inode it changes before changing them,
+ * and its helpers log the directory blocks, allocations and mappings.  On
+ * any error, or an injected fault at its commit point, the operation is
+ * rolled back and a new inode it made is dropped without a trace.  Only
+ * after the commit does the dcache learn of the change.
  */
-#include "twinfs.h"
+#include "op.h"
+#include "fault.h"
 
 static struct dentry *twinfs_lookup(struct inode *dir, struct dentry *dentry,
 				    unsigned int flags)
@@ -23,42 +31,60 @@ static struct dentry *twinfs_lookup(struct inode *dir, struct dentry *dentry,
 	return d_splice_alias(inode, dentry);
 }
 
-/* Links a new inode into dir and the dcache; undoes the inode on error. */
-static int twinfs_add_nondir(struct inode *dir, struct dentry *dentry,
-			     struct inode *inode)
+static void twinfs_touch_dir(struct inode *dir)
 {
-	int err = twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
-				 inode->i_mode);
-
-	if (err) {
-		inode_dec_link_count(inode);
-		discard_new_inode(inode);
-		return err;
-	}
 	dir->i_mtime = dir->i_ctime = current_time(dir);
 	mark_inode_dirty(dir);
+}
+
+/* Ends an operation that created inode (may be an ERR_PTR); on success
+ * the dentry gets it, on failure it is dropped. */
+static int twinfs_end_create(struct twinfs_op *op, struct dentry *dentry,
+			     struct inode *inode, int err)
+{
+	if (IS_ERR(inode))
+		return twinfs_op_end(op, PTR_ERR(inode));
+	err = twinfs_op_end(op, err);
+	if (err) {
+		twinfs_discard_new_inode(inode);
+		return err;
+	}
 	d_instantiate_new(dentry, inode);
 	return 0;
+}
+
+static int twinfs_make_node(struct inode *dir, struct dentry *dentry,
+			    umode_t mode, dev_t rdev, const char *opname)
+{
+	struct inode *inode;
+	struct twinfs_op op;
+	int err;
+
+	twinfs_op_begin(&op, dir->i_sb, opname);
+	err = twinfs_op_inode(dir);
+	inode = err ? ERR_PTR(err) : twinfs_new_inode(dir, mode, NULL);
+	if (!IS_ERR(inode)) {
+		if (!S_ISREG(mode)) {
+			inode->i_rdev = rdev;
+			init_special_inode(inode, mode, rdev);
+		}
+		err = twinfs_dir_add(dir, &dentry->d_name, inode->i_ino, mode);
+		if (!err)
+			twinfs_touch_dir(dir);
+	}
+	return twinfs_end_create(&op, dentry, inode, err);
 }
 
 static int twinfs_mknod(struct user_namespace *ns, struct inode *dir,
 			struct dentry *dentry, umode_t mode, dev_t rdev)
 {
-	struct inode *inode = twinfs_new_inode(dir, mode, NULL);
-
-	if (IS_ERR(inode))
-		return PTR_ERR(inode);
-	if (!S_ISREG(mode)) {
-		inode->i_rdev = rdev;
-		init_special_inode(inode, mode, rdev);
-	}
-	return twinfs_add_nondir(dir, dentry, inode);
+	return twinfs_make_node(dir, dentry, mode, rdev, "mknod");
 }
 
 static int twinfs_create(struct user_namespace *ns, struct inode *dir,
 			 struct dentry *dentry, umode_t mode, bool excl)
 {
-	return twinfs_mknod(ns, dir, dentry, mode, 0);
+	return twinfs_make_node(dir, dentry, mode, 0, "create");
 }
 
 static int twinfs_symlink(struct user_namespace *ns, struct inode *dir,
@@ -66,39 +92,48 @@ static int twinfs_symlink(struct user_namespace *ns, struct inode *dir,
 {
 	unsigned int len = strlen(symname) + 1;
 	struct inode *inode;
+	struct twinfs_op op;
 	int err;
 
 	if (len > dir->i_sb->s_blocksize)
 		return -ENAMETOOLONG;
-	inode = twinfs_new_inode(dir, S_IFLNK | 0777, symname);
-	if (IS_ERR(inode))
-		return PTR_ERR(inode);
-	err = page_symlink(inode, symname, len);
-	if (err) {
-		inode_dec_link_count(inode);
-		discard_new_inode(inode);
-		return err;
+	twinfs_op_begin(&op, dir->i_sb, "symlink");
+	err = twinfs_op_inode(dir);
+	inode = err ? ERR_PTR(err) :
+		twinfs_new_inode(dir, S_IFLNK | 0777, symname);
+	if (!IS_ERR(inode)) {
+		err = twinfs_fault(dir->i_sb, TWINFS_FAULT_SYMLINK) ?:
+		      page_symlink(inode, symname, len) ?:
+		      twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
+				     inode->i_mode);
+		if (!err)
+			twinfs_touch_dir(dir);
 	}
-	return twinfs_add_nondir(dir, dentry, inode);
+	return twinfs_end_create(&op, dentry, inode, err);
 }
 
 static int twinfs_link(struct dentry *old_dentry, struct inode *dir,
 		       struct dentry *dentry)
 {
 	struct inode *inode = d_inode(old_dentry);
+	struct twinfs_op op;
 	int err;
 
 	if (inode->i_nlink >= TWINFS_LINK_MAX)
 		return -EMLINK;
-	err = twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
+	twinfs_op_begin(&op, dir->i_sb, "link");
+	err = twinfs_op_inode(dir) ?: twinfs_op_inode(inode) ?:
+	      twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
 			     inode->i_mode);
+	if (!err) {
+		inode->i_ctime = current_time(inode);
+		inode_inc_link_count(inode);
+		twinfs_touch_dir(dir);
+	}
+	err = twinfs_op_end(&op, err);
 	if (err)
 		return err;
-	inode->i_ctime = current_time(inode);
-	inode_inc_link_count(inode);
 	ihold(inode);
-	dir->i_mtime = dir->i_ctime = current_time(dir);
-	mark_inode_dirty(dir);
 	d_instantiate(dentry, inode);
 	return 0;
 }
@@ -106,63 +141,85 @@ static int twinfs_link(struct dentry *old_dentry, struct inode *dir,
 static int twinfs_unlink(struct inode *dir, struct dentry *dentry)
 {
 	struct inode *inode = d_inode(dentry);
+	struct twinfs_op op;
 	int err;
 
-	err = twinfs_dir_remove(dir, &dentry->d_name);
-	if (err)
-		return err;
-	dir->i_mtime = dir->i_ctime = inode->i_ctime = current_time(dir);
-	mark_inode_dirty(dir);
-	inode_dec_link_count(inode);
-	return 0;
+	twinfs_op_begin(&op, dir->i_sb, "unlink");
+	err = twinfs_op_inode(dir) ?: twinfs_op_inode(inode) ?:
+	      twinfs_dir_remove(dir, &dentry->d_name);
+	if (!err) {
+		twinfs_touch_dir(dir);
+		inode->i_ctime = dir->i_ctime;
+		inode_dec_link_count(inode);
+	}
+	return twinfs_op_end(&op, err);
 }
 
 static int twinfs_mkdir(struct user_namespace *ns, struct inode *dir,
 			struct dentry *dentry, umode_t mode)
 {
 	struct inode *inode;
+	struct twinfs_op op;
 	int err;
 
 	if (dir->i_nlink >= TWINFS_LINK_MAX)
 		return -EMLINK;
-	inode = twinfs_new_inode(dir, S_IFDIR | mode, NULL);
-	if (IS_ERR(inode))
-		return PTR_ERR(inode);
-	set_nlink(inode, 2);
-	err = twinfs_dir_init(inode, dir);
-	if (!err)
-		err = twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
+	twinfs_op_begin(&op, dir->i_sb, "mkdir");
+	err = twinfs_op_inode(dir);
+	inode = err ? ERR_PTR(err) : twinfs_new_inode(dir, S_IFDIR | mode, NULL);
+	if (!IS_ERR(inode)) {
+		set_nlink(inode, 2);
+		err = twinfs_dir_init(inode, dir) ?:
+		      twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
 				     inode->i_mode);
-	if (err) {
-		clear_nlink(inode);
-		discard_new_inode(inode);
-		return err;
+		if (!err) {
+			inode_inc_link_count(dir);
+			twinfs_touch_dir(dir);
+		}
 	}
-	inode_inc_link_count(dir);
-	dir->i_mtime = dir->i_ctime = current_time(dir);
-	d_instantiate_new(dentry, inode);
-	return 0;
+	return twinfs_end_create(&op, dentry, inode, err);
 }
 
 static int twinfs_rmdir(struct inode *dir, struct dentry *dentry)
 {
 	struct inode *inode = d_inode(dentry);
+	struct twinfs_op op;
 	int err;
 
 	err = twinfs_dir_is_empty(inode);
-	if (err < 0)
-		return err;
-	if (!err)
-		return -ENOTEMPTY;
-	err = twinfs_dir_remove(dir, &dentry->d_name);
-	if (err)
-		return err;
-	clear_nlink(inode);
-	inode->i_ctime = current_time(inode);
-	mark_inode_dirty(inode);
-	inode_dec_link_count(dir);
-	dir->i_mtime = dir->i_ctime = current_time(dir);
-	return 0;
+	if (err <= 0)
+		return err ?: -ENOTEMPTY;
+	twinfs_op_begin(&op, dir->i_sb, "rmdir");
+	err = twinfs_op_inode(dir) ?: twinfs_op_inode(inode) ?:
+	      twinfs_dir_remove(dir, &dentry->d_name);
+	if (!err) {
+		clear_nlink(inode);
+		inode->i_ctime = current_time(inode);
+		mark_inode_dirty(inode);
+		inode_dec_link_count(dir);
+		twinfs_touch_dir(dir);
+	}
+	return twinfs_op_end(&op, err);
+}
+
+/* The directory changes of a rename; the caller logged the inodes. */
+static int twinfs_rename_entries(struct inode *old_dir, struct dentry *old_dentry,
+				 struct inode *new_dir, struct dentry *new_dentry)
+{
+	struct inode *old = d_inode(old_dentry);
+	struct inode *target = d_inode(new_dentry);
+	int err;
+
+	if (target)
+		err = twinfs_dir_replace(new_dir, &new_dentry->d_name,
+					 old->i_ino, old->i_mode);
+	else
+		err = twinfs_dir_add(new_dir, &new_dentry->d_name, old->i_ino,
+				     old->i_mode);
+	err = err ?: twinfs_dir_remove(old_dir, &old_dentry->d_name);
+	if (!err && S_ISDIR(old->i_mode) && old_dir != new_dir)
+		err = twinfs_dir_set_parent(old, new_dir->i_ino);
+	return err;
 }
 
 static int twinfs_rename(struct user_namespace *ns, struct inode *old_dir,
@@ -172,59 +229,50 @@ static int twinfs_rename(struct user_namespace *ns, struct inode *old_dir,
 	struct inode *old = d_inode(old_dentry);
 	struct inode *target = d_inode(new_dentry);
 	bool is_dir = S_ISDIR(old->i_mode);
+	struct twinfs_op op;
 	int err;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
 	if (target && S_ISDIR(target->i_mode)) {
 		err = twinfs_dir_is_empty(target);
-		if (err < 0)
-			return err;
-		if (!err)
-			return -ENOTEMPTY;
+		if (err <= 0)
+			return err ?: -ENOTEMPTY;
 	}
 	if (is_dir && !target && old_dir != new_dir &&
 	    new_dir->i_nlink >= TWINFS_LINK_MAX)
 		return -EMLINK;
 
-	if (target)
-		err = twinfs_dir_replace(new_dir, &new_dentry->d_name,
-					 old->i_ino, old->i_mode);
-	else
-		err = twinfs_dir_add(new_dir, &new_dentry->d_name, old->i_ino,
-				     old->i_mode);
+	twinfs_op_begin(&op, old_dir->i_sb, "rename");
+	err = twinfs_op_inode(old_dir) ?:
+	      (new_dir != old_dir ? twinfs_op_inode(new_dir) : 0) ?:
+	      (target ? twinfs_op_inode(target) : 0) ?:
+	      twinfs_rename_entries(old_dir, old_dentry, new_dir, new_dentry);
+	if (!err) {
+		if (target) {
+			target->i_ctime = current_time(target);
+			if (S_ISDIR(target->i_mode))
+				clear_nlink(target);
+			else
+				drop_nlink(target);
+			mark_inode_dirty(target);
+		}
+		if (is_dir) {
+			drop_nlink(old_dir);
+			if (!target)
+				inc_nlink(new_dir);
+		}
+		twinfs_touch_dir(old_dir);
+		if (new_dir != old_dir)
+			twinfs_touch_dir(new_dir);
+	}
+	err = twinfs_op_end(&op, err);
 	if (err)
 		return err;
-	err = twinfs_dir_remove(old_dir, &old_dentry->d_name);
-	if (err)
-		return err;
-	if (is_dir && old_dir != new_dir) {
-		err = twinfs_dir_set_parent(old, new_dir->i_ino);
-		if (err)
-			return err;
-	}
-
-	if (target) {
-		target->i_ctime = current_time(target);
-		if (S_ISDIR(target->i_mode))
-			clear_nlink(target);
-		else
-			drop_nlink(target);
-		mark_inode_dirty(target);
-	}
-	if (is_dir) {
-		drop_nlink(old_dir);
-		if (!target)
-			inc_nlink(new_dir);
-	}
+	/* The moved inode is not locked for a directory: only its ctime
+	 * changes, after the commit. */
 	old->i_ctime = current_time(old);
 	mark_inode_dirty(old);
-	old_dir->i_mtime = old_dir->i_ctime = current_time(old_dir);
-	mark_inode_dirty(old_dir);
-	if (new_dir != old_dir) {
-		new_dir->i_mtime = new_dir->i_ctime = current_time(new_dir);
-		mark_inode_dirty(new_dir);
-	}
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <linux/seq_file.h>
 #include <linux/blkdev.h>
 #include "twinfs.h"
+#include "fault.h"
 
 void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 {
@@ -62,6 +63,7 @@ static void twinfs_put_super(struct super_block *sb)
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
 
 	twinfs_sysfs_unregister(sb);
+	twinfs_fault_exit(sb);
 	if (!sb_rdonly(sb))
 		twinfs_write_super(sb, TWINFS_STATE_CLEAN, true);
 	twinfs_alloc_destroy(sb);
@@ -104,6 +106,8 @@ static int twinfs_show_options(struct seq_file *seq, struct dentry *root)
 
 	if (sbi->opts.errors == TWINFS_ERRORS_RO)
 		seq_puts(seq, ",errors=remount-ro");
+	if (sbi->opts.fault_inject)
+		seq_puts(seq, ",fault_inject");
 	return 0;
 }
 
@@ -118,7 +122,7 @@ static const struct super_operations twinfs_sops = {
 	.show_options	= twinfs_show_options,
 };
 
-enum { Opt_errors };
+enum { Opt_errors, Opt_fault_inject };
 
 static const struct constant_table twinfs_param_errors[] = {
 	{ "continue",	TWINFS_ERRORS_CONTINUE },
@@ -128,6 +132,7 @@ static const struct constant_table twinfs_param_errors[] = {
 
 static const struct fs_parameter_spec twinfs_param_spec[] = {
 	fsparam_enum("errors", Opt_errors, twinfs_param_errors),
+	fsparam_flag("fault_inject", Opt_fault_inject),
 	{}
 };
 
@@ -144,6 +149,9 @@ static int twinfs_parse_param(struct fs_context *fc,
 	switch (opt) {
 	case Opt_errors:
 		opts->errors = result.uint_32;
+		break;
+	case Opt_fault_inject:
+		opts->fault_inject = true;
 		break;
 	}
 	return 0;
@@ -240,6 +248,11 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	err = twinfs_sysfs_register(sb);
 	if (err)
 		goto out_root;
+	if (sbi->opts.fault_inject) {
+		err = twinfs_fault_init(sb);
+		if (err)
+			goto out_sysfs;
+	}
 
 	if (!sb_rdonly(sb)) {
 		raw->s_mount_count = cpu_to_le64(le64_to_cpu(raw->s_mount_count) + 1);
@@ -254,6 +267,7 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	return 0;
 
 out_sysfs:
+	twinfs_fault_exit(sb);
 	twinfs_sysfs_unregister(sb);
 out_root:
 	dput(sb->s_root);
@@ -279,6 +293,10 @@ static int twinfs_reconfigure(struct fs_context *fc)
 	struct twinfs_mount_opts *opts = fc->fs_private;
 
 	sync_filesystem(sb);
+	if (opts->fault_inject != TWINFS_SB(sb)->opts.fault_inject) {
+		errorf(fc, "twinfs: fault_inject cannot change on remount");
+		return -EINVAL;
+	}
 	TWINFS_SB(sb)->opts = *opts;
 	if ((fc->sb_flags ^ sb->s_flags) & SB_RDONLY)
 		twinfs_write_super(sb, (fc->sb_flags & SB_RDONLY) ?
@@ -333,13 +351,15 @@ static int __init twinfs_init(void)
 	err = twinfs_sysfs_init();
 	if (err)
 		goto out_cache;
+	twinfs_fault_module_init();
 	err = register_filesystem(&twinfs_fs_type);
 	if (err)
-		goto out_sysfs;
+		goto out_fault;
 	pr_info("twinfs: format version %u loaded\n", TWINFS_FORMAT_VERSION);
 	return 0;
 
-out_sysfs:
+out_fault:
+	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
 out_cache:
 	twinfs_inode_cache_destroy();
@@ -349,6 +369,7 @@ out_cache:
 static void __exit twinfs_exit(void)
 {
 	unregister_filesystem(&twinfs_fs_type);
+	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
 	twinfs_inode_cache_destroy();
 }

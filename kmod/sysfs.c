@@ -62,10 +62,11 @@ static ssize_t uuid_show(struct twinfs_sb_info *sbi, char *buf)
 
 static ssize_t mount_options_show(struct twinfs_sb_info *sbi, char *buf)
 {
-	return sysfs_emit(buf, "%s,errors=%s\n",
+	return sysfs_emit(buf, "%s,errors=%s%s\n",
 			  sb_rdonly(sbi->sb) ? "ro" : "rw",
 			  sbi->opts.errors == TWINFS_ERRORS_RO ?
-			  "remount-ro" : "continue");
+			  "remount-ro" : "continue",
+			  sbi->opts.fault_inject ? ",fault_inject" : "");
 }
 
 static ssize_t state_show(struct twinfs_sb_info *sbi, char *buf)
@@ -74,7 +75,19 @@ static ssize_t state_show(struct twinfs_sb_info *sbi, char *buf)
 			  "mounted");
 }
 
+static ssize_t ops_rolled_back_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&sbi->ops_rolled_back));
+}
+
+static ssize_t pages_restored_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&sbi->pages_restored));
+}
+
 TWINFS_ATTR_RO(format_version);
+TWINFS_ATTR_RO(ops_rolled_back);
+TWINFS_ATTR_RO(pages_restored);
 TWINFS_ATTR_RO(blocks);
 TWINFS_ATTR_RO(free_blocks);
 TWINFS_ATTR_RO(inodes);
@@ -96,6 +109,8 @@ static struct attribute *twinfs_attrs[] = {
 	&twinfs_attr_uuid.attr,
 	&twinfs_attr_mount_options.attr,
 	&twinfs_attr_state.attr,
+	&twinfs_attr_ops_rolled_back.attr,
+	&twinfs_attr_pages_restored.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(twinfs);

@@ -26,12 +26,24 @@
 
 #define TWINFS_LINK_MAX 65000
 
+/*
+ * A metadata buffer whose checksum and structure were checked after it was
+ * read from disk (or that twinfs formatted itself): later readers trust
+ * it, so a block is verified once per read, not once per use, and never
+ * while another thread is half-way through changing it.
+ */
+enum { BH_Twinfs_Verified = BH_PrivateStart };
+BUFFER_FNS(Twinfs_Verified, twinfs_verified)
+
 /* Mount options. */
 enum twinfs_errors { TWINFS_ERRORS_CONTINUE, TWINFS_ERRORS_RO };
 
 struct twinfs_mount_opts {
 	enum twinfs_errors errors;
+	bool fault_inject;		/* test mounts: arm fault points */
 };
+
+struct twinfs_fault;
 
 struct twinfs_ag {
 	struct mutex lock;		/* bitmaps and the counts below */
@@ -49,6 +61,9 @@ struct twinfs_sb_info {
 	struct percpu_counter free_inodes;
 	atomic_t dir_rotor;		/* spreads new directories over groups */
 	struct twinfs_mount_opts opts;
+	struct twinfs_fault *fault;	/* NULL unless fault_inject */
+	atomic64_t ops_rolled_back;
+	atomic64_t pages_restored;
 	struct kobject kobj;		/* /sys/fs/twinfs/<dev> */
 	struct completion kobj_unregister;
 };
@@ -59,6 +74,7 @@ struct twinfs_inode_info {
 	u16 ext_count;
 	struct twinfs_extent ext[TWINFS_INLINE_EXTENTS];
 	u32 flags;
+	bool undone;			/* creation rolled back: free nothing */
 	struct inode vfs_inode;
 };
 
@@ -90,6 +106,7 @@ extern struct file_system_type twinfs_fs_type;
 struct inode *twinfs_iget(struct super_block *sb, unsigned long ino);
 struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 			       const char *symname);
+void twinfs_discard_new_inode(struct inode *inode);
 int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc);
 void twinfs_evict_inode(struct inode *inode);
 int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
@@ -108,12 +125,16 @@ int twinfs_map_blocks(struct inode *inode, u32 lblk, u32 max, bool create,
 int twinfs_get_block(struct inode *inode, sector_t iblock,
 		     struct buffer_head *bh, int create);
 int twinfs_truncate_blocks(struct inode *inode, u32 from);
+int twinfs_map_unmap(struct inode *inode, u32 lblk, u32 len, u64 pblk);
+int twinfs_map_remap(struct inode *inode, u32 lblk, u32 len, u64 pblk);
 
 /* alloc.c */
 int twinfs_alloc_init(struct super_block *sb);
 void twinfs_alloc_destroy(struct super_block *sb);
 int twinfs_alloc_blocks(struct inode *inode, u64 goal, u32 want, u64 *pblk,
 			u32 *got);
+void twinfs_unalloc_bits(struct super_block *sb, u32 ag, bool inode_map,
+			 u32 bit, u32 count);
 void twinfs_free_blocks(struct inode *inode, u64 pblk, u32 len);
 int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
 		     unsigned long *ino);

@@ -53,8 +53,9 @@ static u32 run_length(const u8 *map, u32 nbits, u32 start, u32 want)
 	return i - start;
 }
 
-static u32 find_run_from(const u8 *map, u32 from, u32 to, u32 want,
-			 u32 *best_start, u32 *best_len)
+/* Searches runs starting in [from, to); a run may extend up to nbits. */
+static u32 find_run_from(const u8 *map, u32 nbits, u32 from, u32 to,
+			 u32 want, u32 *best_start, u32 *best_len)
 {
 	u32 i = from, len;
 
@@ -62,7 +63,7 @@ static u32 find_run_from(const u8 *map, u32 from, u32 to, u32 want,
 		i = twinfs_bit_find_zero(map, to, i);
 		if (i >= to)
 			break;
-		len = run_length(map, to, i, want);
+		len = run_length(map, nbits, i, want);
 		if (len > *best_len) {
 			*best_len = len;
 			*best_start = i;
@@ -83,8 +84,10 @@ u32 twinfs_bit_find_run(const u8 *map, u32 nbits, u32 goal, u32 want,
 		want = 1;
 	if (goal >= nbits)
 		goal = 0;
-	if (!find_run_from(map, goal, nbits, want, &best_start, &best_len))
-		find_run_from(map, 0, goal, want, &best_start, &best_len);
+	if (!find_run_from(map, nbits, goal, nbits, want, &best_start,
+			   &best_len))
+		find_run_from(map, nbits, 0, goal, want, &best_start,
+			      &best_len);
 	if (!best_len)
 		return 0;
 	*start = best_start;

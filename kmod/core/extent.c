@@ -103,7 +103,8 @@ int twinfs_ext_insert(struct twinfs_extent *ext, u32 count, u32 cap,
 }
 
 u32 twinfs_ext_truncate(struct twinfs_extent *ext, u32 count, u32 from,
-			void (*free_fn)(void *arg, u64 pblk, u32 len),
+			void (*free_fn)(void *arg, u32 lblk, u64 pblk,
+					u32 len),
 			void *arg)
 {
 	u32 i, keep = 0;
@@ -113,13 +114,13 @@ u32 twinfs_ext_truncate(struct twinfs_extent *ext, u32 count, u32 from,
 		u32 start = e_lblk(e);
 
 		if (start >= from) {
-			free_fn(arg, e_pblk(e), e_len(e));
+			free_fn(arg, start, e_pblk(e), e_len(e));
 			continue;
 		}
 		if (e_end(e) > from) {
 			u32 cut = from - start;
 
-			free_fn(arg, e_pblk(e) + cut, e_len(e) - cut);
+			free_fn(arg, from, e_pblk(e) + cut, e_len(e) - cut);
 			e->e_len = cpu_to_le32(cut);
 		}
 		ext[keep++] = *e;
@@ -155,4 +156,44 @@ int twinfs_ext_index_find(const struct twinfs_extent *idx, u32 count,
 		return -1;
 	i = first_after(idx, count, lblk);
 	return i ? (int)i - 1 : 0;
+}
+
+int twinfs_ext_remove(struct twinfs_extent *ext, u32 count, u32 cap,
+		      u32 lblk, u32 len)
+{
+	u32 i = first_after(ext, count, lblk);
+	struct twinfs_extent *e;
+	u64 end = (u64)lblk + len, e_stop;
+	u32 head, tail;
+
+	if (!i || !len)
+		return -ENOENT;
+	e = &ext[i - 1];
+	e_stop = e_end(e);
+	if (end > e_stop)
+		return -ENOENT;
+	head = lblk - e_lblk(e);
+	tail = (u32)(e_stop - end);
+	if (head && tail) {
+		if (count >= cap)
+			return -ENOSPC;
+		memmove(&ext[i + 1], &ext[i], (count - i) * sizeof(*ext));
+		ext[i].e_lblk = cpu_to_le32((u32)end);
+		ext[i].e_len = cpu_to_le32(tail);
+		ext[i].e_pblk = cpu_to_le64(e_pblk(e) + head + len);
+		e->e_len = cpu_to_le32(head);
+		return (int)count + 1;
+	}
+	if (head) {
+		e->e_len = cpu_to_le32(head);
+		return (int)count;
+	}
+	if (tail) {
+		e->e_lblk = cpu_to_le32((u32)end);
+		e->e_pblk = cpu_to_le64(e_pblk(e) + len);
+		e->e_len = cpu_to_le32(tail);
+		return (int)count;
+	}
+	memmove(e, e + 1, (count - i) * sizeof(*ext));
+	return (int)count - 1;
 }

@@ -48,6 +48,9 @@ int twinfs_geometry_compute(u64 blocks, u32 max_nodes, u32 node_area_blocks,
 		g->ag_count++;
 	if (!g->ag_count)
 		return -ENOSPC;
+	/* Inode numbers are 32-bit in directory entries. */
+	if ((u64)g->ag_count * inodes_per_ag > 0xffffffffull)
+		return -EFBIG;
 	/* The file system ends where its last group ends. */
 	if (g->first_ag_block + (u64)g->ag_count * ag_blocks < blocks)
 		g->blocks = g->first_ag_block + (u64)g->ag_count * ag_blocks;

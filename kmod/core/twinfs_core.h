@@ -10,6 +10,7 @@
 
 #include "twinfs_shim.h"
 #include "../../include/twinfs/twinfs_format.h"
+#include "twinfs_undo.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,11 +75,19 @@ void twinfs_ext_lookup(const struct twinfs_extent *ext, u32 count, u32 lblk,
  * overlaps an extent. */
 int twinfs_ext_insert(struct twinfs_extent *ext, u32 count, u32 cap,
 		      u32 lblk, u32 len, u64 pblk);
-/* Removes every mapping at or beyond file block from.  For each disk range
- * released it calls free_fn(arg, pblk, len).  Returns the new count. */
+/* Removes every mapping at or beyond file block from.  For each range
+ * released it calls free_fn(arg, lblk, pblk, len).  Returns the new
+ * count. */
 u32 twinfs_ext_truncate(struct twinfs_extent *ext, u32 count, u32 from,
-			void (*free_fn)(void *arg, u64 pblk, u32 len),
+			void (*free_fn)(void *arg, u32 lblk, u64 pblk,
+					u32 len),
 			void *arg);
+/* Unmaps [lblk, lblk+len), which must lie inside one extent, splitting
+ * it when the range is in its middle.  Returns the new count, -ENOSPC when
+ * a split needs a slot the array does not have, -ENOENT when the range is
+ * not mapped by one extent.  Frees nothing. */
+int twinfs_ext_remove(struct twinfs_extent *ext, u32 count, u32 cap,
+		      u32 lblk, u32 len);
 /* Checks an array: sorted, no overlap, no zero length, blocks in
  * [lo, hi).  Returns 0 or -EUCLEAN. */
 int twinfs_ext_check(const struct twinfs_extent *ext, u32 count, u64 lo,

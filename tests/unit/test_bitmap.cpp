@@ -261,10 +261,9 @@ TEST_CASE("find_run against a model on random maps", "[bitmap][random]")
 	}
 }
 
-// A clear run that straddles the goal is not found whole: the wrap-around
-// pass stops at the goal.  Hidden until the core is fixed; run it with
-// `build/unit-tests "[core-bug]"`.
-TEST_CASE("find_run finds a run straddling the goal", "[.][bitmap][core-bug]")
+// A clear run that straddles the goal is found whole (the wrap-around pass
+// once stopped runs at the goal).
+TEST_CASE("find_run finds a run straddling the goal", "[bitmap]")
 {
 	Block b;
 	b.bytes.fill(0xff);

@@ -389,12 +389,9 @@ TEST_CASE("super_check rejects bad superblocks with a reason", "[layout][super]"
 }
 
 // Inode numbers are 32 bits in directory entries (de_ino), the directory
-// header (h_parent) and the superblock (s_root_ino), but the geometry lets
-// ag_count * inodes_per_ag exceed 2^32 (from 16 TiB with 32768 inodes per
-// group), and truncates ag_count to 32 bits for huge devices.  Either an
-// error or a geometry capped to 2^32 inodes is acceptable.  Hidden until
-// the core is fixed; run it with `build/unit-tests "[core-bug]"`.
-TEST_CASE("geometry keeps inode numbers within 32 bits", "[.][layout][core-bug]")
+// header (h_parent) and the superblock (s_root_ino): a geometry whose
+// ag_count * inodes_per_ag exceeds 2^32 is refused.
+TEST_CASE("geometry keeps inode numbers within 32 bits", "[layout]")
 {
 	twinfs_geometry g;
 	for (u64 blocks : {1ull << 32, 1ull << 40, (1ull << 47) + 1000000}) {

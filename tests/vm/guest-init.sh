@@ -17,6 +17,11 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# What udev would add; bash's process substitution needs /dev/fd.
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
 
 say() { echo "vm-init: $*" > /dev/console; }
 die() {
@@ -55,6 +60,14 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /newroot/out ||
 # The only values init needs itself; the runner sources the whole file.
 wd=$(sed -n 's/^VM_WATCHDOG_SECS=//p' /newroot/out/vm.env)
 [ -n "$wd" ] || wd=600
+# The repository is shared on its own at its host path, so a clone under
+# /tmp (hidden by the guest's tmpfs) is visible too.
+src=$(sed -n 's/^VM_SRC_DIR=//p' /newroot/out/vm.env)
+if [ -n "$src" ]; then
+	mkdir -p "/newroot$src"
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 \
+		src "/newroot$src" || die "cannot mount the repository (9p src)"
+fi
 
 (
 	sleep "$wd"
@@ -63,21 +76,25 @@ wd=$(sed -n 's/^VM_WATCHDOG_SECS=//p' /newroot/out/vm.env)
 	sleep 2
 	echo "$wd" > /newroot/out/watchdog
 	dmesg -s 1048576 > /newroot/out/dmesg
-	sync
-	poweroff -f
+	poweroff -n -f	# -n: no sync, it may hang on the same stuck file system
 ) &
 
-# The runner, in bash inside the chroot.  PIPESTATUS gives the status of
-# timeout(1), not of tee.
+# The runner, in bash inside the chroot.  tee runs in a process
+# substitution, not a pipeline, so that a daemon the script left running
+# with our stdout open cannot keep the runner waiting; tee gets 3 s to
+# copy the script's last lines.
 chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root TERM=dumb LANG=C.UTF-8 /bin/bash -c '
 	set -a; . /out/vm.env; set +a
 	cd /out || exit 1
 	echo "vm-init: running $VM_SCRIPT (timeout ${VM_SCRIPT_TIMEOUT}s)"
-	timeout -k 5 "$VM_SCRIPT_TIMEOUT" bash "$VM_SCRIPT" "${VM_SCRIPT_ARGS[@]}" 2>&1 |
-		tee /out/script.log
-	st=${PIPESTATUS[0]}
-	if [ "$st" = 124 ] || [ "$st" = 137 ]; then
+	timeout -k 5 "$VM_SCRIPT_TIMEOUT" bash "$VM_SCRIPT" "${VM_SCRIPT_ARGS[@]}" \
+		> >(tee /out/script.log) 2>&1 < /dev/null
+	st=$?
+	tee_pid=$!
+	for i in $(seq 30); do kill -0 $tee_pid 2>/dev/null || break; sleep 0.1; done
+	# 124, or 137 after timeout(1) had to SIGKILL; not an OOM kill
+	if { [ "$st" = 124 ] || [ "$st" = 137 ]; } && [ $SECONDS -ge "$VM_SCRIPT_TIMEOUT" ]; then
 		echo "vm-init: script timed out after ${VM_SCRIPT_TIMEOUT}s"
 		echo "$VM_SCRIPT_TIMEOUT" > /out/script-timeout
 		echo w > /proc/sysrq-trigger
@@ -88,5 +105,15 @@ chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 	echo "runner failed" > /newroot/out/init-error
 
 dmesg -s 1048576 > /newroot/out/dmesg
-sync
-poweroff -f
+# sync, but do not wait forever for a wedged file system (the test has
+# already failed on its kernel log then); poweroff -f would sync again
+# unless told -n.
+sync &
+sync_pid=$!
+i=0
+while [ $i -lt 300 ] && kill -0 $sync_pid 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+[ $i -lt 300 ] || say "sync still blocked after 30 s; powering off anyway"
+poweroff -n -f

@@ -28,6 +28,7 @@
 #                     port R, both on 127.0.0.1 (see vm-notes.md)
 #   --env K=V         extra environment for the guest script
 #   --qemu ARG        extra QEMU argument (repeat per word)
+#   --pin CPUS        run QEMU under taskset -c CPUS (only for timing)
 # vm_wait / vm_run return 0 only when the guest script exited 0 and the
 # kernel log is clean; otherwise non-zero with the reason in $VM_REASON
 # (also in <out dir>/result).
@@ -42,7 +43,7 @@ VM_LOGDIR=${VM_LOGDIR:-$VM_DIR/logs/adhoc}
 VM_TMPDIR=${VM_TMPDIR:-$VM_DIR/tmp/adhoc}
 VM_MAX_GUESTS=${VM_MAX_GUESTS:-2}
 # Kernel log lines that fail a test (extended regex), and lines to ignore.
-VM_DMESG_BAD='WARNING:|BUG:|Oops|general protection|possible circular locking|lockdep|INFO: task .* blocked|hung_task|UBSAN|KASAN|Call Trace:|Kernel panic|kernel panic'
+VM_DMESG_BAD='WARNING:|BUG:|kernel BUG at|Oops|invalid opcode|general protection|Busy inodes after unmount|list_(add|del) corruption|possible circular locking|lockdep|INFO: task .* blocked|hung_task|UBSAN|KASAN|Call Trace:|Kernel panic|kernel panic'
 VM_DMESG_IGNORE=${VM_DMESG_IGNORE:-}
 VM_REASON=
 
@@ -176,7 +177,7 @@ vm_start() {
 	local name=$1 script=$2
 	shift 2 || { _vm_err "usage: vm_start NAME SCRIPT [options] [-- args]"; return; }
 	local mem=${VM_MEM:-1024M} smp=${VM_SMP:-1} timeout=${VM_TIMEOUT:-300}
-	local nvdimm= out initrd kver i=0 l r mac
+	local nvdimm= pin= out initrd kver i=0 l r mac
 	local -a disks=() envs=() extra=() args=() udps=() q=()
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -188,6 +189,7 @@ vm_start() {
 		--udp) udps+=("$2"); shift ;;
 		--env) envs+=("$2"); shift ;;
 		--qemu) extra+=("$2"); shift ;;
+		--pin) pin=$2; shift ;;
 		--) shift; args=("$@"); break ;;
 		*) _vm_err "vm_start: unknown option $1"; return ;;
 		esac
@@ -196,8 +198,10 @@ vm_start() {
 	[ -z "${_VM_JOB[$name]:-}" ] || { _vm_err "vm_start: $name is running"; return; }
 	[ "$timeout" -ge 60 ] || { _vm_err "vm_start: --timeout must be >= 60"; return; }
 	script=$(realpath -e "$script") || { _vm_err "vm_start: no guest script $script"; return; }
-	# /tmp, /run and /dev/shm are the guest's own tmpfs: it cannot see them.
+	# /tmp, /run and /dev/shm are the guest's own tmpfs: it cannot see
+	# them, except the repository, which is shared on its own.
 	case $script in
+	"$TWINFS_SRC"/*) ;;
 	/tmp/* | /run/* | /dev/*) _vm_err "vm_start: $script is not visible in the guest"; return ;;
 	esac
 	kver=$(vm_kver) && initrd=$(vm_initramfs) ||
@@ -212,7 +216,7 @@ vm_start() {
 		printf '%s=%q\n' VM_NAME "$name" VM_SCRIPT "$script" \
 			VM_SCRIPT_TIMEOUT $((timeout - 45)) \
 			VM_WATCHDOG_SECS $((timeout - 25)) VM_OUT /out \
-			VM_KVER "$kver" TWINFS_SRC "$TWINFS_SRC" \
+			VM_KVER "$kver" TWINFS_SRC "$TWINFS_SRC" VM_SRC_DIR "$TWINFS_SRC" \
 			TWINFS_BUILD "$TWINFS_BUILD" TWINFS_BIN "$TWINFS_BIN" \
 			TWINFS_KO "$TWINFS_KO" \
 			TWINFS_GUEST_LIB "$VM_TESTS/guest-lib.sh"
@@ -230,8 +234,10 @@ vm_start() {
 		-append "console=ttyS0 loglevel=5 panic=-1"
 		-pidfile "$out/qemu.pid"
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap")
+		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap"
+		-virtfs "local,path=$TWINFS_SRC,mount_tag=src,security_model=none,readonly=on,multidevs=remap")
 	if [ -n "$nvdimm" ]; then
+		[ -f "$nvdimm" ] || { _vm_err "vm_start: no nvdimm image $nvdimm"; return; }
 		q+=(-machine pc,nvdimm=on -m "$mem,slots=2,maxmem=4G"
 			-object "memory-backend-file,id=nv0,share=on,mem-path=$nvdimm,size=$(stat -c %s "$nvdimm")"
 			-device nvdimm,memdev=nv0,id=nvd0)
@@ -254,6 +260,8 @@ vm_start() {
 		i=$((i + 1))
 	done
 	q+=("${extra[@]}")
+	# taskset execs QEMU, so the pidfile and the timeout still see QEMU.
+	[ -z "$pin" ] || q=(taskset -c "$pin" "${q[@]}")
 	printf '%q ' "${q[@]}" > "$out/qemu.cmd"
 	echo >> "$out/qemu.cmd"
 
@@ -305,7 +313,7 @@ vm_kill() {
 # vm_wait NAME: wait for the guest to end, then judge it: the script's
 # status, timeouts, and the kernel log.  Sets VM_REASON.
 vm_wait() {
-	local name=$1 out rc st secs ret=0 bad
+	local name=$1 out rc st secs ret=0 bad i
 	out=$(vm_out "$name")
 	[ -n "${_VM_JOB[$name]:-}" ] || { _vm_err "vm_wait: $name not started"; return; }
 	wait "${_VM_JOB[$name]}"
@@ -313,34 +321,40 @@ vm_wait() {
 	rc=$(cat "$out/qemu.rc" 2>/dev/null)
 	st=$(cat "$out/status" 2>/dev/null)
 	secs=$(( $(date +%s) - $(cat "$out/start-time" 2>/dev/null || date +%s) ))
+	# What the script did first, then how the guest ended.
+	local -a why=()
 	if [ -e "$out/killed" ]; then
-		VM_REASON="$name: killed by vm_kill"
-	elif [ "$rc" = 137 ]; then
-		VM_REASON="$name: no power-off within $(cat "$out/timeout") s, QEMU killed"
-		ret=124
-	elif [ -e "$out/watchdog" ]; then
-		VM_REASON="$name: guest watchdog fired after $(cat "$out/watchdog") s (stuck in the kernel?)"
-		ret=124
-	elif [ -e "$out/script-timeout" ]; then
-		VM_REASON="$name: guest script timed out after $(cat "$out/script-timeout") s"
-		ret=124
-	elif [ -e "$out/init-error" ]; then
-		VM_REASON="$name: guest init: $(cat "$out/init-error")"
-		ret=125
-	elif [ -z "$st" ]; then
-		VM_REASON="$name: guest wrote no status (QEMU exit ${rc:-?}; crash? see console.log)"
-		ret=125
-	elif [ "$st" != 0 ]; then
-		VM_REASON="$name: guest script failed (exit $st): $(_vm_last_error "$out/script.log")"
-		ret=$st
+		why+=("killed by vm_kill")
 	else
-		VM_REASON="$name: ok"
+		if [ -e "$out/script-timeout" ]; then
+			why+=("guest script timed out after $(cat "$out/script-timeout") s")
+			ret=124
+		elif [ -n "$st" ] && [ "$st" != 0 ]; then
+			why+=("guest script failed (exit $st): $(_vm_last_error "$out/script.log")")
+			ret=$st
+		elif [ -z "$st" ] && [ -e "$out/init-error" ]; then
+			why+=("guest init: $(cat "$out/init-error")")
+			ret=125
+		fi
+		if [ -e "$out/watchdog" ]; then
+			why+=("guest watchdog fired after $(cat "$out/watchdog") s (stuck in the kernel?)")
+			[ "$ret" != 0 ] || ret=124
+		elif [ "$rc" = 137 ]; then
+			why+=("no power-off within $(cat "$out/timeout") s, QEMU killed")
+			[ "$ret" != 0 ] || ret=124
+		elif [ -z "$st" ] && [ ! -e "$out/init-error" ]; then
+			why+=("guest wrote no status (QEMU exit ${rc:-?}; crash? see console.log)")
+			ret=125
+		fi
 	fi
+	[ ${#why[@]} -gt 0 ] || why=(ok)
+	VM_REASON="$name: ${why[0]}"
+	for ((i = 1; i < ${#why[@]}; i++)); do VM_REASON+="; ${why[i]}"; done
 	if bad=$(vm_check_dmesg "$out"); then :; else
 		printf '%s\n' "$bad" > "$out/dmesg-bad"
 		vm_log "kernel log of $name has suspicious lines:"
 		head -40 <<< "$bad" | sed 's/^/  /' >&2
-		if [ "$ret" = 0 ]; then
+		if [ "$ret" = 0 ] && [ ! -e "$out/killed" ]; then
 			VM_REASON="$name: kernel log: $(head -1 <<< "$bad")"
 		else
 			VM_REASON="$VM_REASON; kernel log: $(head -1 <<< "$bad")"

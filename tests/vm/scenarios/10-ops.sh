@@ -20,7 +20,7 @@ if [ "$fstype" = twinfs ]; then
 fi
 
 vm_run ops "$VM_TESTS/guest/ops.sh" --disk "$img" --disk "$small" \
-	--env OPS_FSTYPE="$fstype" --timeout 900 || fail "$VM_REASON"
+	--env OPS_FSTYPE="$fstype" --timeout 420 || fail "$VM_REASON"
 
 if [ "$fstype" = twinfs ]; then
 	twinfs_fsck "$img" || fail "host fsck.twinfs of ops.img after the run: exit $?"

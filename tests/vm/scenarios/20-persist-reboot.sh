@@ -15,13 +15,14 @@ if [ "$fstype" = twinfs ]; then
 fi
 guest=$VM_TESTS/guest/persist.sh
 
-vm_run boot1 "$guest" --disk "$img" --env PERSIST_FSTYPE="$fstype" -- write ||
+vm_run boot1 "$guest" --disk "$img" --timeout 240 \
+	--env PERSIST_FSTYPE="$fstype" -- write ||
 	fail "$VM_REASON"
 [ -s "$(vm_out boot1)/manifest.json" ] || fail "boot1 recorded no manifest"
 if [ "$fstype" = twinfs ]; then
 	twinfs_fsck "$img" || fail "host fsck.twinfs between the boots: exit $?"
 fi
-vm_run boot2 "$guest" --disk "$img" --env PERSIST_FSTYPE="$fstype" \
+vm_run boot2 "$guest" --disk "$img" --timeout 240 --env PERSIST_FSTYPE="$fstype" \
 	--env MANIFEST="$(vm_out boot1)/manifest.json" -- verify ||
 	fail "$VM_REASON"
 if [ "$fstype" = twinfs ]; then

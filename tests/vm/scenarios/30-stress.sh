@@ -17,7 +17,7 @@ if [ "$fstype" = twinfs ]; then
 fi
 
 vm_run stress "$VM_TESTS/guest/stress.sh" --disk "$img" --smp 2 \
-	--timeout $((secs + 480)) --env STRESS_FSTYPE="$fstype" \
+	--timeout $((secs + 300)) --env STRESS_FSTYPE="$fstype" \
 	--env STRESS_SECS="$secs" --env STRESS_PROCS="$procs" ||
 	fail "$VM_REASON"
 if [ "$fstype" = twinfs ]; then
