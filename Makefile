@@ -8,6 +8,7 @@
 #   make vmtest     VM suite only
 #   make demo       the main job: a guest formats, mounts, runs a workload
 #   make bench      benchmarks (results in Documentation/benchmarks.md)
+#   make fuzz       fuzz the change-record decoder (tests/fuzz/run.sh)
 
 # The guest kernel: Debian 12's amd64 kernel, the one the VM tests boot.
 KVER ?= $(shell bash scripts/guest-kernel.sh 2>/dev/null)
@@ -22,11 +23,11 @@ CXXFLAGS_USER := -std=c++20 -O2 -g -Wall -Wextra -Werror -I. -Ikmod/core \
 
 CORE_SRCS := kmod/core/csum.c kmod/core/layout.c kmod/core/bitmap.c \
 	kmod/core/extent.c kmod/core/dir.c kmod/core/undo.c \
-	kmod/core/crc32c_user.c
+	kmod/core/cm.c kmod/core/crc32c_user.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 LIBCORE := $(BUILD)/libtwinfscore.a
 
-.PHONY: all module user clean check unit vmtest demo bench deps
+.PHONY: all module user clean check unit vmtest demo bench deps fuzz
 
 all: module user
 
@@ -69,6 +70,10 @@ demo:
 
 bench:
 	@bash tests/vm/bench.sh
+
+# libFuzzer (clang) on the change-record decoder; FUZZ_SECS=60 by default.
+fuzz:
+	@bash tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -219,8 +219,8 @@ static u32 twinfs_ino_goal_ag(struct super_block *sb, struct inode *dir,
 	return dir ? (u32)(dir->i_ino / sbi->geo.inodes_per_ag) : 0;
 }
 
-int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
-		     unsigned long *ino)
+int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
+		     struct inode *inode, bool is_dir, unsigned long *ino)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
 	const struct twinfs_geometry *g = &sbi->geo;
@@ -250,7 +250,7 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
 		if (bit < g->inodes_per_ag) {
 			twinfs_bit_set((u8 *)bh->b_data, bit);
 			a->free_inodes--;
-			mark_buffer_dirty(bh);
+			twinfs_dirty_bitmap(bh, inode);
 		}
 		mutex_unlock(&a->lock);
 		brelse(bh);

@@ -555,14 +555,24 @@ int twinfs_map_unmap(struct inode *inode, u32 lblk, u32 len, u64 pblk)
 	return err;
 }
 
-/* Undo of an unmapping: maps the range again (its blocks were kept). */
+/*
+ * Undo of an unmapping: maps the range again (its blocks were kept).  A
+ * truncate logs every unmapping before it makes any, so when logging
+ * fails part-way the range is still mapped: nothing to do then.
+ */
 int twinfs_map_remap(struct inode *inode, u32 lblk, u32 len, u64 pblk)
 {
 	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	struct twinfs_ext_map_result res;
 	int err;
 
 	down_write(&ei->map_sem);
-	err = twinfs_map_insert(inode, lblk, len, pblk);
+	err = twinfs_map_lookup(inode, lblk, &res);
+	if (!err && res.pblk == pblk && res.len >= len) {
+		up_write(&ei->map_sem);
+		return 0;
+	}
+	err = err ?: twinfs_map_insert(inode, lblk, len, pblk);
 	if (!err) {
 		inode->i_blocks += (blkcnt_t)len << (TWINFS_BLOCK_SHIFT - 9);
 		mark_inode_dirty(inode);

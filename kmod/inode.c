@@ -319,7 +319,7 @@ struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 	inode = new_inode(sb);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
-	err = twinfs_alloc_ino(sb, dir, S_ISDIR(mode), &ino);
+	err = twinfs_alloc_ino(sb, dir, inode, S_ISDIR(mode), &ino);
 	if (err) {
 		make_bad_inode(inode);
 		iput(inode);

@@ -136,8 +136,8 @@ int twinfs_alloc_blocks(struct inode *inode, u64 goal, u32 want, u64 *pblk,
 void twinfs_unalloc_bits(struct super_block *sb, u32 ag, bool inode_map,
 			 u32 bit, u32 count);
 void twinfs_free_blocks(struct inode *inode, u64 pblk, u32 len);
-int twinfs_alloc_ino(struct super_block *sb, struct inode *dir, bool is_dir,
-		     unsigned long *ino);
+int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
+		     struct inode *inode, bool is_dir, unsigned long *ino);
 void twinfs_free_ino(struct super_block *sb, unsigned long ino);
 
 /* dir.c */

@@ -8,7 +8,8 @@ pkgs=(
 	linux-image-amd64 linux-headers-amd64
 	qemu-system-x86 busybox-static cpio kmod e2fsprogs
 	catch2 libnl-genl-3-dev libsystemd-dev
-	python3
+	clang libclang-rt-14-dev
+	python3 gnuplot-nox
 )
 
 missing=()

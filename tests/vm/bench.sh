@@ -6,7 +6,7 @@
 # Documentation/benchmarks.md.  See that file.
 #
 # Environment:
-#   BENCH_QUICK=1      smoke run (~2 min): 2 rounds, short measurements; does
+#   BENCH_QUICK=1      smoke run (~1.5 min): 2 rounds, short measurements; does
 #                      not touch the doc unless BENCH_DOC=1
 #   BENCH_ROUNDS       rounds (3; quick 2)
 #   BENCH_SECS         seconds per create/write measurement (4; quick 1)
@@ -95,7 +95,7 @@ else
 	[ -z "$(find "$src/kmod" "$src/include" -newer "$TWINFS_KO" -name '*.[ch]' 2>/dev/null | head -1)" ] ||
 		module+=", sources newer than twinfs.ko"
 fi
-module+=", twinfs.ko srcversion $(modinfo -F srcversion "$TWINFS_KO" 2>/dev/null || echo '?')"
+module+=", twinfs.ko sha256 $(sha256sum "$TWINFS_KO" | cut -c1-12)"
 if [ ! -x "$fsbench" ] || [ "$here/bench/fsbench.c" -nt "$fsbench" ]; then
 	gcc -O2 -Wall -Wextra -Werror -pthread -o "$fsbench" "$here/bench/fsbench.c" ||
 		{ say "cannot build fsbench"; exit 1; }
@@ -141,7 +141,7 @@ meta=$out/meta.env
 	echo "host_cpus=$(nproc)"
 	echo "host_fs=$(df -T "$VM_TMPDIR" | awk 'NR == 2 { print $2 }')"
 	echo "pin_cpu=$cpu"
-	echo "disk_size=$BENCH_DISK_SIZE"
+	echo "disk_size=${BENCH_DISK_SIZE/%G/ GiB}"
 	echo "secs=$secs"
 	echo "files=$files"
 	echo "dirs=$dirs"
@@ -228,4 +228,5 @@ else
 	report+=(--plot "$out/bench.png")
 fi
 "${report[@]}" || exit 1
+rm -f "$VM_TMPDIR"/*.img	# up to a GiB each once written; kept after a failure
 say "done in ${wall}s; raw results $out/results.jsonl, summary $out/results.md"

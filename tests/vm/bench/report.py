@@ -258,8 +258,9 @@ def main():
     md = []
     md.append(BEGIN)
     md.append("")
-    md.append(f"Run of {meta.get('date', '?')}, commit {meta.get('commit', '?')}.")
+    md.append(f"Run of {meta.get('date', '?')}.")
     md.append("")
+    md.append(f"- Module and tools: {meta.get('module', '?')}.")
     md.append(f"- Guest: Linux {meta.get('guest_kernel', '?')}, "
               f"{meta.get('guest_cpus', '?')} vCPU, {meta.get('guest_mem_mb', '?')} MiB, "
               f"QEMU {meta.get('qemu', '?')} TCG (no KVM), pinned to host CPU "

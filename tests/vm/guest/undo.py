@@ -46,7 +46,6 @@ DIR_LOOP_STEPS = ["dir_split", "dir_grow", "dir_new_leaf"]
 STAR_STEPS = ["undo_alloc", "commit"]
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 MAX_EXTRA_SKIPS = 3		# besides skip 0: skip 1, middle, last hit
-LOOP_MAX = int(os.environ.get("UNDO_LOOP_MAX", "600"))
 
 
 def log(msg):
@@ -93,6 +92,28 @@ class Fault:
             for line in f:
                 k, v = line.split()
                 out[k] = int(v)
+        return out
+
+
+class Kmsg:
+    """Kernel log records since the last read (from /dev/kmsg)."""
+    def __init__(self):
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def read(self):
+        out = []
+        while True:
+            try:
+                rec = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.EPIPE:	# overwritten records
+                    continue
+                raise
+            head, _, msg = rec.decode(errors="replace").partition(";")
+            out.append((int(head.split(",")[0]) & 7, msg.split("\n")[0]))
         return out
 
 
@@ -521,6 +542,8 @@ class Matrix:
         self.notes = []
         self.fired_total = 0
         self.cases = 0
+        self.kmsg = Kmsg()
+        self.injected = 0
 
     def next_case(self, target=None):
         self.n += 1
@@ -561,6 +584,7 @@ class Matrix:
             cleanup=True, keep_prev=False):
         """One armed attempt.  Returns 'fired', 'not reached' or 'failed'."""
         self.cases += 1
+        free0 = None if case else self.free()
         c = case or self.next_case()
         run, probes = setup(c)
         before = self.snap(probes)
@@ -570,6 +594,10 @@ class Matrix:
         self.fault.off()
         what = f"{name} [{point} {skip}{' ' + str(errnum) if errnum else ''}]"
         want_err = errnum or errno.EIO
+        if point.endswith(":undo_alloc"):
+            # The undo log's segment allocation "fails": ENOMEM whatever
+            # errno was armed.
+            want_err = errno.ENOMEM
         result = "not reached"
         if fired and sw is not None and hasattr(run, "partial"):
             self.fired_total += fired
@@ -599,8 +627,24 @@ class Matrix:
         elif err or sw:
             self.note_fail(f"{what}: not fired, but the operation failed: {ename(err)} {sw or ''}")
             result = "failed"
+        klog = []
+        for prio, msg in self.kmsg.read():
+            if "injected fault" in msg:
+                self.injected += 1
+            elif prio <= 3 or (prio == 4 and "twinfs" in msg):
+                klog.append(msg)
+        if klog:
+            self.note_fail(f"{what}: {len(klog)} kernel error lines: {klog[0]}"
+                           + (f" ... {klog[-1]}" if len(klog) > 1 else ""))
+            result = "failed"
         if cleanup:
             c.cleanup()
+        if free0 is not None:
+            free1 = self.free()
+            if free1 != free0:
+                self.note_fail(f"{what}: {free0[0] - free1[0]} blocks and {free0[1] - free1[1]} "
+                               "inodes stay allocated after the case's objects were removed")
+                result = "failed"
         return result
 
     def check_partial(self, what, partial, n, before, probes):
@@ -632,8 +676,19 @@ class Matrix:
     def cell(self, variant, col, res):
         self.cells.setdefault((variant, col), []).append(res)
 
+    def free(self):
+        st = os.statvfs(self.mnt)
+        return st.f_bfree, st.f_ffree
+
+    def leak_check(self, what, free0):
+        b1, i1 = self.free()
+        if (b1, i1) != free0:
+            self.note_fail(f"{what}: free blocks {free0[0]} -> {b1}, free inodes "
+                           f"{free0[1]} -> {i1} after all its cases were cleaned up")
+
     def run_variant(self, vname, kop, setup):
         t0 = time.time()
+        free0 = self.free()
         hits = self.dry_hits(setup)
         for step in STEPS:
             h = hits.get(step, 0)
@@ -649,23 +704,40 @@ class Matrix:
                     break
         for step in STAR_STEPS:
             self.cell(vname, "*:" + step, self.one(vname, f"*:{step}", 0, setup=setup))
-        if "fired" not in self.cells.get((vname, "commit"), []):
+        if not set(self.cells.get((vname, "commit"), [])) & {"fired", "failed"}:
             self.note_fail(f"{vname}: {kop}:commit did not fire")
+        # Every case cleaned up after itself: nothing may stay allocated.
+        self.leak_check(vname, free0)
         log(f"{vname}: {self.row(vname)} ({time.time() - t0:.0f}s)")
 
-    def run_loop(self, vname, kop, setup, step):
-        """Adds names to big/ until <op>:<step> fires."""
+    def run_loop(self, vname, kop, setup, step, target, limit, required=True):
+        """Adds names to target until <op>:<step> fires."""
         t0 = time.time()
-        big = f"{self.mnt}/big"
-        for i in range(LOOP_MAX):
-            c = self.next_case(target=big)
-            res = self.one(vname + "@big", f"{kop}:{step}", 0, setup=setup, case=c)
+        row = f"{vname}@{os.path.basename(target)}"
+        for i in range(limit):
+            c = self.next_case(target=target)
+            res = self.one(row, f"{kop}:{step}", 0, setup=setup, case=c)
             if res != "not reached":
-                self.cell(vname + "@big", step, res)
-                log(f"{vname}@big {step}: {res} after {i + 1} attempts ({time.time() - t0:.0f}s)")
+                self.cell(row, step, res)
+                log(f"{row} {step}: {res} after {i + 1} attempts ({time.time() - t0:.0f}s)")
                 return
-        self.cell(vname + "@big", step, "not reached")
-        log(f"{vname}@big {step}: not reached in {LOOP_MAX} attempts")
+        self.cell(row, step, "not reached")
+        msg = f"{row} {step}: not reached in {limit} attempts"
+        if required:
+            self.note_fail(msg)
+        else:
+            log(msg)
+
+    def fill_to_split(self, d, limit=4000):
+        """Adds names (nothing armed) until one splits a leaf of d: the
+        next inserts are likely to split too (leaves fill in waves)."""
+        for i in range(limit):
+            h0 = self.fault.points()["dir_split"]
+            mk_file(f"{d}/fill-{i:05d}", b"")
+            if self.fault.points()["dir_split"] > h0:
+                log(f"{os.path.basename(d)}: a leaf split after {i + 1} more names")
+                return
+        log(f"{os.path.basename(d)}: no split in {limit} names")
 
     def row(self, vname):
         return " ".join(f"{col}={self.sym(vname, col)}" for col in STEPS + ["*:" + s for s in STAR_STEPS]
@@ -685,7 +757,8 @@ class Matrix:
 
     def print_matrix(self):
         cols = STEPS + ["*:" + s for s in STAR_STEPS]
-        rows = [v for v, _, _ in VARIANTS] + [v + "@big" for v, _, _ in LOOP_VARIANTS]
+        rows = [v for v, _, _ in VARIANTS] + [v + "@fresh" for v, _, _ in LOOP_VARIANTS] + \
+            ["create@big"]
         w = max(len(r) for r in rows) + 1
         print("\nundo matrix (operation variant x fault step):\n"
               "  R  = fault fired, operation failed with EIO, tree exactly restored\n"
@@ -704,7 +777,7 @@ class Matrix:
 def build_fixture(mnt):
     rng = random.Random(50)
     fx = f"{mnt}/fx"
-    for d in ("fx", "fx/a", "fx/a/b", "fx/empty", "fx/full", "w", "w2", "big"):
+    for d in ("fx", "fx/a", "fx/a/b", "fx/empty", "fx/full", "w", "w2", "big", "grow"):
         os.mkdir(f"{mnt}/{d}", 0o755)
     mk_file(f"{fx}/a/hundred_k", rng.randbytes(100 * KiB))
     mk_file(f"{fx}/a/small", b"hello twinfs\n")
@@ -739,11 +812,26 @@ def cmd_matrix(args):
         if only and only not in vname:
             continue
         m.run_variant(vname, kop, setup)
+    # Splits and table growth: names go into a fresh directory until the
+    # fault fires (its first leaf fills at ~170 names: the table grows, the
+    # leaf splits, a new leaf is made, all in one operation) ...
+    # Removing the directory afterwards must give back everything.
     for vname, kop, setup in LOOP_VARIANTS:
         if only and only not in vname:
             continue
         for step in DIR_LOOP_STEPS:
-            m.run_loop(vname, kop, setup, step)
+            free0 = m.free()
+            d = f"{args.mnt}/grow/fresh"
+            os.mkdir(d)
+            m.run_loop(vname, kop, setup, step, d, 400)
+            shutil.rmtree(d)
+            m.leak_check(f"{vname}@fresh {step}", free0)
+    # ... and into the 2000-entry directory big/.
+    if not only or only in "create":
+        m.fill_to_split(f"{args.mnt}/big")
+        for step in DIR_LOOP_STEPS:
+            m.run_loop("create", "create", v_create, step, f"{args.mnt}/big", 600,
+                       required=step != "dir_grow")
     # A different errno passes through.
     extra = [("create", "create", v_create, "create:dir_insert", 28),
              ("write_append_4k", "write", v_write_4k, "write:alloc_blocks", 28),
@@ -757,8 +845,8 @@ def cmd_matrix(args):
     m.print_matrix()
     rb = int(open(f"{sysfs}/ops_rolled_back").read()) - rb0
     pg = int(open(f"{sysfs}/pages_restored").read()) - pg0
-    log(f"{m.cases} armed cases, {m.fired_total} faults fired, ops_rolled_back +{rb}, "
-        f"pages_restored +{pg}")
+    log(f"{m.cases} armed cases, {m.fired_total} faults fired ({m.injected} 'injected fault' "
+        f"kernel lines), ops_rolled_back +{rb}, pages_restored +{pg}")
     if rb <= 0 or pg <= 0 or rb > m.fired_total:
         m.note_fail(f"sysfs counters: ops_rolled_back +{rb}, pages_restored +{pg}, "
                     f"{m.fired_total} faults fired")
