@@ -30,7 +30,7 @@
 #include <linux/types.h>
 #include "twinfs_format.h"
 
-#define TWINFS_CM_MAGIC		0x54574d43u	/* "TWCM" */
+#define TWINFS_CM_MAGIC		0x5457434du	/* "TWCM" */
 #define TWINFS_CM_VERSION	1u
 #define TWINFS_CM_HDR_AREA	4096u		/* header area: two copies */
 #define TWINFS_CM_HDR_COPY	2048u		/* bytes of one copy */

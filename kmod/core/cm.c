@@ -440,6 +440,22 @@ static int parse_attr(u16 type, const u8 *v, u32 len,
 	return bad(why, "unknown attribute type");
 }
 
+/* The file type an op that creates an inode may give it. */
+static bool create_type_ok(u16 op, u32 type)
+{
+	switch (op) {
+	case TWINFS_CM_OP_CREATE:
+		return type == CM_S_IFREG;
+	case TWINFS_CM_OP_MKDIR:
+		return type == CM_S_IFDIR;
+	case TWINFS_CM_OP_SYMLINK:
+		return type == CM_S_IFLNK;
+	default:	/* MKNOD */
+		return type == CM_S_IFCHR || type == CM_S_IFBLK ||
+		       type == CM_S_IFIFO || type == CM_S_IFSOCK;
+	}
+}
+
 /* The rules that tie attributes of one op together. */
 static int check_op(u16 op, const struct twinfs_cm_attrs *a,
 		    const char **why)
@@ -449,20 +465,10 @@ static int check_op(u16 op, const struct twinfs_cm_attrs *a,
 
 	switch (op) {
 	case TWINFS_CM_OP_CREATE:
-		if (type != CM_S_IFREG)
-			return bad(why, "file type in mode does not match the operation");
-		break;
 	case TWINFS_CM_OP_MKDIR:
-		if (type != CM_S_IFDIR)
-			return bad(why, "file type in mode does not match the operation");
-		break;
 	case TWINFS_CM_OP_SYMLINK:
-		if (type != CM_S_IFLNK)
-			return bad(why, "file type in mode does not match the operation");
-		break;
 	case TWINFS_CM_OP_MKNOD:
-		if (type != CM_S_IFCHR && type != CM_S_IFBLK &&
-		    type != CM_S_IFIFO && type != CM_S_IFSOCK)
+		if (!create_type_ok(op, type))
 			return bad(why, "file type in mode does not match the operation");
 		break;
 	case TWINFS_CM_OP_SETATTR:
@@ -591,12 +597,13 @@ int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	if (lane_size < TWINFS_CM_REC_ALIGN || lane_size % TWINFS_CM_REC_ALIGN ||
+	if (lane_size < TWINFS_CM_REC_ALIGN ||
+	    lane_size % TWINFS_CM_REC_ALIGN ||
 	    head >= lane_size || head % TWINFS_CM_REC_ALIGN)
 		return -EINVAL;
 	for (;;) {
-		if (pos >= limit ||
-		    twinfs_cm_rec_check(base + pos, limit - pos, g, &ri, NULL)) {
+		if (pos >= limit || twinfs_cm_rec_check(base + pos, limit - pos,
+							g, &ri, NULL)) {
 			if (wrapped)
 				break;
 			/*
@@ -936,8 +943,8 @@ int twinfs_cm_header_check(const struct twinfs_cm_header *h, u64 dev_size,
 	if (lanes == 0 || lanes > TWINFS_CM_LANES_MAX)
 		return bad(why, "change memory lane count out of range");
 	lane_size = le32_to_cpu(h->h_lane_size);
-	if (lane_size % TWINFS_CM_LANE_ALIGN || lane_size < TWINFS_CM_LANE_MIN ||
-	    lane_size > TWINFS_CM_LANE_MAX)
+	if (lane_size % TWINFS_CM_LANE_ALIGN ||
+	    lane_size < TWINFS_CM_LANE_MIN || lane_size > TWINFS_CM_LANE_MAX)
 		return bad(why, "change memory lane size out of range");
 	region = le64_to_cpu(h->h_region_size);
 	if (region < twinfs_cm_lane_offset(lane_size, lanes))
@@ -966,9 +973,9 @@ int twinfs_cm_header_pick(const void *area, u64 dev_size, const char **why)
 	u64 u0, u1;
 	int i;
 
-	for (i = 0; i < 2; i++)
-		c[i] = (const struct twinfs_cm_header *)
-		       ((const u8 *)area + i * TWINFS_CM_HDR_COPY);
+	/* The area is 8-byte aligned (a page of the region). */
+	c[0] = area;
+	c[1] = (const void *)((const u8 *)area + TWINFS_CM_HDR_COPY);
 	ok[0] = !twinfs_cm_header_check(c[0], dev_size, &why0);
 	ok[1] = !twinfs_cm_header_check(c[1], dev_size, NULL);
 	u0 = le64_to_cpu(c[0]->h_update);
@@ -979,8 +986,7 @@ int twinfs_cm_header_pick(const void *area, u64 dev_size, const char **why)
 	}
 	if (ok[1] && !(u1 & 1))
 		ok[1] = false;
-	/* Neither: say what is wrong with copy 0, the one a new
-	 * region starts with. */
+	/* Neither: say what is wrong with copy 0, where a region starts. */
 	if (!ok[0] && !ok[1])
 		return bad(why, why0);
 	if (!ok[1])

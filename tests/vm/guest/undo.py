@@ -758,7 +758,7 @@ class Matrix:
     def print_matrix(self):
         cols = STEPS + ["*:" + s for s in STAR_STEPS]
         rows = [v for v, _, _ in VARIANTS] + [v + "@fresh" for v, _, _ in LOOP_VARIANTS] + \
-            ["create@big"]
+            ["create@big", "hole_reuse"]
         w = max(len(r) for r in rows) + 1
         print("\nundo matrix (operation variant x fault step):\n"
               "  R  = fault fired, operation failed with EIO, tree exactly restored\n"
@@ -772,6 +772,67 @@ class Matrix:
         for r in rows:
             print(f"{r:<{w}}" + "".join(f"{self.sym(r, c):<3}" for c in cols))
         print(flush=True)
+
+
+def hole_reuse(m, mnt):
+    """A write into a hole inside the file, rolled back at commit: the
+    block it mapped is given back.  Nothing may still point at it: a file
+    written next gets that block (on a fresh file system it is the lowest
+    free one of the group) and must read back intact after writeback.
+    Runs first, while no block below has been freed."""
+    d = f"{mnt}/hole"
+    os.mkdir(d)
+    rng = random.Random(7)
+    f, g = f"{d}/f", f"{d}/g"
+    mk_ext_file(f, 16, rng)
+    os.sync()
+    x = rng.randbytes(BS)
+    m.fault.arm("write:commit")
+    err, _ = m.call(lambda: pwrite(f, x, 5 * BS))
+    fired = m.fault.fired()
+    m.fault.off()
+    m.fired_total += fired
+    if not fired or err != errno.EIO:
+        m.note_fail(f"hole_reuse: write:commit fired {fired}, write returned {ename(err)}")
+        return
+    with open(f, "rb") as fh:
+        fh.seek(5 * BS)
+        got = fh.read(BS)
+    log("hole_reuse: after the rolled-back write the hole reads "
+        + ("the rolled-back data" if got == x else "zeros" if got == bytes(BS) else "other data"))
+    data = rng.randbytes(256 * KiB)
+    mk_file(g, data)
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as fh:
+        fh.write("3")
+    with open(f, "rb") as fh:
+        fh.seek(5 * BS)
+        hole = fh.read(BS)
+    with open(g, "rb") as fh:
+        gdata = fh.read()
+    bad = []
+    if got != bytes(BS):
+        bad.append("before writeback the hole read the rolled-back data" if got == x
+                   else "before writeback the hole read neither zeros nor the data")
+    if hole != bytes(BS):
+        bad.append("after drop_caches the hole reads " + ("the rolled-back data" if hole == x else "garbage"))
+    if gdata != data:
+        off = first_diff(gdata, data)
+        bad.append(f"file g written after the rollback is corrupt from offset {off}"
+                   + (" (holds the rolled-back write's data)" if gdata[off // BS * BS:off // BS * BS + BS] == x else ""))
+    if bad:
+        m.note_fail("hole_reuse [write:commit 0, pwrite into a hole inside the old size]: " + "; ".join(bad))
+        m.cell("hole_reuse", "commit", "failed")
+    else:
+        m.cell("hole_reuse", "commit", "fired")
+    log(f"hole_reuse: {'; '.join(bad) or 'ok'}")
+
+
+def first_diff(a, b):
+    for i in range(0, min(len(a), len(b)), BS):
+        if a[i:i + BS] != b[i:i + BS]:
+            return i + next(j for j in range(BS) if a[i + j:i + j + 1] != b[i + j:i + j + 1])
+    return min(len(a), len(b))
 
 
 def build_fixture(mnt):
@@ -808,6 +869,8 @@ def cmd_matrix(args):
     rb0 = int(open(f"{sysfs}/ops_rolled_back").read())
     pg0 = int(open(f"{sysfs}/pages_restored").read())
     only = os.environ.get("UNDO_ONLY")
+    if not only or only in "hole_reuse":
+        hole_reuse(m, args.mnt)
     for vname, kop, setup in VARIANTS:
         if only and only not in vname:
             continue

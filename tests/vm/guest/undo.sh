@@ -53,7 +53,6 @@ if [ "$mode" = stress ]; then
 		--permille "${UNDO_STRESS_PERMILLE:-20}"
 	rc=$?
 	log "points (hits per step): $(tr '\n' ' ' < /sys/kernel/debug/twinfs/vda/points)"
-	log "dmesg: $(dmesg_since | grep -c 'injected fault') 'injected fault' lines"
 	twinfs_errors
 	[ "$rc" = 0 ] || later "undo_stress.py run failed"
 	remount_check python3 "$here/undo_stress.py" check /mnt/st "$rec"
