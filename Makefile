@@ -8,6 +8,8 @@
 #   make vmtest     VM suite only
 #   make demo       the main job: a guest formats, mounts, runs a workload
 #   make bench      benchmarks (results in Documentation/benchmarks.md)
+#   make fuzz       the change-record decoder fuzzer, bounded (FUZZ_SECS)
+#   make install    module under /lib/modules/$(KVER)/extra, tools in /usr/sbin
 #   make fuzz       fuzz the change-record decoder (tests/fuzz/run.sh)
 
 # The guest kernel: Debian 12's amd64 kernel, the one the VM tests boot.
@@ -27,7 +29,7 @@ CORE_SRCS := kmod/core/csum.c kmod/core/layout.c kmod/core/bitmap.c \
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 LIBCORE := $(BUILD)/libtwinfscore.a
 
-.PHONY: all module user clean check unit vmtest demo bench deps fuzz
+.PHONY: all module user clean check unit vmtest demo bench deps install fuzz
 
 all: module user
 
@@ -74,6 +76,18 @@ bench:
 # libFuzzer (clang) on the change-record decoder; FUZZ_SECS=60 by default.
 fuzz:
 	@bash tests/fuzz/run.sh
+
+# Installs the module for $(KVER) and the programs; DESTDIR= for packaging.
+install: all
+	install -D -m 644 kmod/twinfs.ko \
+		$(DESTDIR)/lib/modules/$(KVER)/extra/twinfs.ko
+	install -D -m 755 $(BUILD)/mkfs.twinfs $(DESTDIR)/usr/sbin/mkfs.twinfs
+	install -D -m 755 $(BUILD)/fsck.twinfs $(DESTDIR)/usr/sbin/fsck.twinfs
+	install -D -m 755 $(BUILD)/twinfsctl $(DESTDIR)/usr/sbin/twinfsctl
+	install -D -m 755 $(BUILD)/twinfsd $(DESTDIR)/usr/sbin/twinfsd
+	install -D -m 644 userspace/twinfsd.service \
+		$(DESTDIR)/lib/systemd/system/twinfsd.service
+	[ -n "$(DESTDIR)" ] || depmod $(KVER)
 
 clean:
 	rm -rf $(BUILD)

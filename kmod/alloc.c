@@ -228,8 +228,8 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 	struct buffer_head *bh;
 	int err;
 
-	/* The allocation is undone by clearing its bit; make sure the record
-	 * of it cannot fail once the bit is set. */
+	/* The caller logs the new inode once it is hashed; make sure that
+	 * record cannot fail. */
 	err = twinfs_fault(sb, TWINFS_FAULT_ALLOC_INODE) ?:
 	      twinfs_op_reserve(sb, 32);
 	if (err)
@@ -257,7 +257,6 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 		if (bit < g->inodes_per_ag) {
 			percpu_counter_dec(&sbi->free_inodes);
 			*ino = (unsigned long)ag * g->inodes_per_ag + bit;
-			twinfs_op_bits(sb, ag, true, bit, 1);
 			return 0;
 		}
 	}

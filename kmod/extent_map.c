@@ -425,6 +425,8 @@ static int twinfs_truncate_log(struct inode *inode, u32 from)
 		brelse(bh);
 		if (!err && twinfs_leaf_whole(ei, i, from))
 			err = twinfs_op_map(inode, TWINFS_TAG_FREE, 0, 1,
+					    le64_to_cpu(ei->ext[i].e_pblk)) ?:
+			      twinfs_op_map(inode, TWINFS_TAG_LEAF_DROP, 0, 1,
 					    le64_to_cpu(ei->ext[i].e_pblk));
 		else
 			break;

@@ -273,10 +273,12 @@ void twinfs_evict_inode(struct inode *inode)
 	current->journal_info = NULL;
 	truncate_inode_pages_final(&inode->i_data);
 	if (TWINFS_I(inode)->undone) {
-		/* A rolled-back creation: its blocks and its inode number
-		 * were given back by the rollback. */
+		/* A rolled-back creation: the rollback gave its blocks back;
+		 * its number is freed only now that the inode is I_FREEING,
+		 * so a concurrent create may take it at once. */
 		invalidate_inode_buffers(inode);
 		clear_inode(inode);
+		twinfs_free_ino(inode->i_sb, inode->i_ino);
 		current->journal_info = op;
 		return;
 	}
@@ -293,7 +295,8 @@ void twinfs_evict_inode(struct inode *inode)
 	current->journal_info = op;
 }
 
-/* Drops a new inode whose creating operation rolled back. */
+/* Drops a new inode whose creating operation rolled back; eviction frees
+ * its number (see twinfs_evict_inode). */
 void twinfs_discard_new_inode(struct inode *inode)
 {
 	TWINFS_I(inode)->undone = true;
@@ -334,10 +337,12 @@ struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 	err = insert_inode_locked(inode);
 	if (err) {
 		twinfs_corrupt(sb, __func__, "inode %lu allocated twice", ino);
+		twinfs_free_ino(sb, ino);
 		make_bad_inode(inode);
 		iput(inode);
 		return ERR_PTR(-EUCLEAN);
 	}
+	twinfs_op_new_inode(inode);	/* room was reserved by alloc_ino */
 	mark_inode_dirty(inode);
 	return inode;
 }

@@ -144,13 +144,43 @@ static void twinfs_undo_map_rec(struct twinfs_rollback *rb, struct inode *inode,
 		err = twinfs_map_unmap(inode, m->lblk, m->len, m->pblk);
 	else
 		err = twinfs_map_remap(inode, m->lblk, m->len, m->pblk);
-	if (!err)
+	if (!err) {
+		/* Blocks that filled a hole go back to being a hole: the pages
+		 * over them (a block is a page) must not keep the rolled-back
+		 * bytes, nor write them back into newly allocated blocks. */
+		if (tag == TWINFS_TAG_MAP_INSERT && S_ISREG(inode->i_mode))
+			truncate_pagecache_range(inode,
+				(loff_t)m->lblk << TWINFS_BLOCK_SHIFT,
+				((loff_t)(m->lblk + m->len) << TWINFS_BLOCK_SHIFT) - 1);
 		return;
+	}
 	twinfs_err(inode->i_sb, "inode %lu: cannot undo %s of blocks %llu+%u: %d",
 		   inode->i_ino, tag == TWINFS_TAG_MAP_INSERT ? "mapping" : "unmapping",
 		   m->pblk, m->len, err);
 	if (tag == TWINFS_TAG_MAP_INSERT && rb->npinned < ARRAY_SIZE(rb->pinned))
 		rb->pinned[rb->npinned++] = *m;
+}
+
+/*
+ * A truncate removed an extent leaf (its free deferred to the commit, which
+ * will not come): if the rollback's remapping did not take the leaf back,
+ * nothing references it any more.
+ */
+static void twinfs_undo_leaf_drop(struct inode *inode,
+				  const struct twinfs_map_rec *m)
+{
+	struct twinfs_inode_info *ei = TWINFS_I(inode);
+	bool referenced = false;
+	int i;
+
+	down_read(&ei->map_sem);
+	for (i = 0; ei->ext_depth == 1 && i < ei->ext_count; i++)
+		if (le64_to_cpu(ei->ext[i].e_pblk) == m->pblk)
+			referenced = true;
+	up_read(&ei->map_sem);
+	/* (The truncate already took the leaf out of i_blocks.) */
+	if (!referenced)
+		twinfs_free_blocks(inode, m->pblk, 1);
 }
 
 static void twinfs_rollback_one(void *arg, const struct twinfs_undo_rec *rec,
@@ -176,6 +206,12 @@ static void twinfs_rollback_one(void *arg, const struct twinfs_undo_rec *rec,
 	case TWINFS_TAG_MAP_INSERT:
 	case TWINFS_TAG_MAP_REMOVE:
 		twinfs_undo_map_rec(rb, rec->obj, rec->tag, payload);
+		break;
+	case TWINFS_TAG_NEW_INODE:
+		TWINFS_I(rec->obj)->undone = true;
+		break;
+	case TWINFS_TAG_LEAF_DROP:
+		twinfs_undo_leaf_drop(rec->obj, payload);
 		break;
 	}
 }
@@ -258,6 +294,16 @@ int twinfs_op_inode(struct inode *inode)
 	a.rdev = inode->i_rdev;
 	return twinfs_undo_add(&op->log, TWINFS_UNDO_CALL, TWINFS_TAG_INODE,
 			       inode, &a, sizeof(a));
+}
+
+int twinfs_op_new_inode(struct inode *inode)
+{
+	struct twinfs_op *op = twinfs_cur_op(inode->i_sb);
+
+	if (!op)
+		return 0;
+	return twinfs_undo_add(&op->log, TWINFS_UNDO_CALL, TWINFS_TAG_NEW_INODE,
+			       inode, NULL, 0);
 }
 
 int twinfs_op_bits(struct super_block *sb, u32 ag, bool inode_map,

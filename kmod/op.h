@@ -33,6 +33,8 @@ enum twinfs_undo_tag {
 	TWINFS_TAG_MAP_INSERT,		/* CALL: unmap an inserted range */
 	TWINFS_TAG_MAP_REMOVE,		/* CALL: map a removed range again */
 	TWINFS_TAG_FREE,		/* DEFER: free blocks at commit */
+	TWINFS_TAG_NEW_INODE,		/* CALL: a created inode is undone */
+	TWINFS_TAG_LEAF_DROP,		/* CALL: free a leaf a truncate removed */
 };
 
 struct twinfs_op {
@@ -66,6 +68,9 @@ int twinfs_op_save(struct super_block *sb, struct buffer_head *bh,
 		   enum twinfs_undo_tag tag, u32 off, u32 len);
 /* Snapshot of an inode's attributes (not its extent map). */
 int twinfs_op_inode(struct inode *inode);
+/* A new inode: rolled back, it is dropped and its number is freed when
+ * it is evicted (never while it is still hashed). */
+int twinfs_op_new_inode(struct inode *inode);
 /* Logical records. */
 int twinfs_op_bits(struct super_block *sb, u32 ag, bool inode_map,
 		   u32 start, u32 count);

@@ -14,9 +14,9 @@ operation that succeeds updates the model; one that fails with EIO (ENOMEM
 at undo_alloc) must have been rolled back: the model stays, and the names
 it touched are checked against it at once.  A write may also be cut short
 by a fault after its first page: then the file has the bytes reported.
-Any other outcome is a failure.  Writes only append and truncate grows
-only to block multiples, so no write ever fills a hole inside the old size
-(writes into holes are not rolled back completely: see 50-undo).
+Any other outcome is a failure.  Writes only append (also into a block
+left a hole by a grow and then a cut inside the hole), truncate grows only
+to block multiples.
 
 At the end the faults are switched off and every process's names are
 checked against its model: types, contents, modes, link counts, symlink
@@ -173,7 +173,7 @@ class Worker:
             os.close(os.open(self.p(rel), os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
         if self.attempt("create", fn, [rel]):
             self.next_ino += 1
-            self.inodes[self.next_ino] = {"data": bytearray(), "mode": mode}
+            self.inodes[self.next_ino] = {"data": bytearray(), "mode": mode, "holes": set()}
             self.names[rel] = {"t": "f", "ino": self.next_ino}
             size = self.rng.choice([0, 100, 4096, 5000, 20000, 65536])
             if size:
@@ -200,8 +200,10 @@ class Worker:
         if self.attempt("truncate", lambda: os.truncate(self.p(rel), new), [rel]):
             if new < size:
                 del ino["data"][new:]
+                ino["holes"] = {b for b in ino["holes"] if b * BS < new}
             else:
                 ino["data"] += bytes(new - size)
+                ino["holes"] |= set(range((size + BS - 1) // BS, new // BS))
 
     def op_rename(self):
         src = self.pick("f", "l", "d")

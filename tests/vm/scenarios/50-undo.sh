@@ -6,6 +6,8 @@
 # attributes (ctime included), contents, listings, lookups.  Splits and
 # table growth of a 2000-entry directory are reached by adding names until
 # the fault fires.  Then drop_caches, umount, fsck, remount: same tree.
+# UNDO_ONLY=SUBSTRING runs only the variants whose name contains it (for
+# debugging; the counters check then may fail).
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 
