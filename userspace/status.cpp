@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // twinfsctl status: see include/twinfs_user/status.hpp.
+#include "twinfs_user/fd.hpp"
 #include "twinfs_user/status.hpp"
 
 #include <fcntl.h>
@@ -47,21 +48,7 @@ int known_rank(std::string_view file)
 	return -1;
 }
 
-class Fd {
-public:
-	explicit Fd(int fd) : fd_(fd) {}
-	Fd(const Fd &) = delete;
-	Fd &operator=(const Fd &) = delete;
-	~Fd()
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-	}
-	int get() const { return fd_; }
-
-private:
-	int fd_;
-};
+using twinfs::Fd;
 
 // The value of one sysfs file, or the errno of the failure.
 struct ReadResult {

@@ -6,6 +6,7 @@
 // corosync issue.  It already behaves as the service will: parses its
 // options, reports readiness to systemd (Type=notify) and stops cleanly on
 // SIGTERM.
+#include "twinfs_user/fd.hpp"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -52,21 +53,7 @@ std::system_error sys_error(const std::string &what)
 	return std::system_error(errno, std::generic_category(), what);
 }
 
-class Fd {
-public:
-	explicit Fd(int fd) : fd_(fd) {}
-	Fd(const Fd &) = delete;
-	Fd &operator=(const Fd &) = delete;
-	~Fd()
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-	}
-	int get() const { return fd_; }
-
-private:
-	int fd_;
-};
+using twinfs::Fd;
 
 #ifndef TWINFS_HAVE_LIBSYSTEMD
 // The sd_notify protocol without libsystemd: one datagram to the socket
