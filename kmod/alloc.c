@@ -6,8 +6,14 @@
  * inode bitmap block.  Each group has its own mutex, so threads allocating
  * in different groups never contend; the free totals are per-cpu counters.
  * Files allocate near their inode's group, new directories are spread over
- * the groups by a rotor.  Bitmap buffers are tied to the inode they serve
- * (mark_buffer_dirty_inode) so fsync of that inode writes them too.
+ * the groups by a rotor.
+ *
+ * Blocks freed since the last consistency point are busy: the disk still
+ * gives them to their old owner, and file data is written outside
+ * consistency points, so they are not handed out again until the point
+ * that frees them on disk is written (XFS keeps busy extents for the same
+ * reason).  Each group keeps an allocation view (its bitmap plus its busy
+ * blocks) and two busy maps, one per consistency-point generation.
  */
 #include "op.h"
 #include "fault.h"
@@ -42,12 +48,20 @@ int twinfs_alloc_init(struct super_block *sb)
 		u32 size = twinfs_ag_size(g, ag);
 
 		mutex_init(&a->lock);
+		a->view = kzalloc(3 * TWINFS_BLOCK_SIZE, GFP_KERNEL);
+		if (!a->view) {
+			err = -ENOMEM;
+			goto out_free;
+		}
+		a->busy[0] = a->view + TWINFS_BLOCK_SIZE;
+		a->busy[1] = a->view + 2 * TWINFS_BLOCK_SIZE;
 		bh = twinfs_read_bitmap(sb, ag, 0);
 		if (!bh) {
 			err = -EIO;
 			goto out_free;
 		}
 		a->free_blocks = size - twinfs_bit_count((u8 *)bh->b_data, size);
+		memcpy(a->view, bh->b_data, TWINFS_BLOCK_SIZE);
 		brelse(bh);
 		bh = twinfs_read_bitmap(sb, ag, 1);
 		if (!bh) {
@@ -71,6 +85,8 @@ int twinfs_alloc_init(struct super_block *sb)
 out_blocks:
 	percpu_counter_destroy(&sbi->free_blocks);
 out_free:
+	for (ag = 0; ag < g->ag_count; ag++)
+		kfree(sbi->ags[ag].view);
 	kvfree(sbi->ags);
 	sbi->ags = NULL;
 	return err;
@@ -79,21 +95,58 @@ out_free:
 void twinfs_alloc_destroy(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	u32 ag;
 
 	if (!sbi->ags)
 		return;
 	percpu_counter_destroy(&sbi->free_inodes);
 	percpu_counter_destroy(&sbi->free_blocks);
+	for (ag = 0; ag < sbi->geo.ag_count; ag++)
+		kfree(sbi->ags[ag].view);
 	kvfree(sbi->ags);
 	sbi->ags = NULL;
 }
 
-static void twinfs_dirty_bitmap(struct buffer_head *bh, struct inode *inode)
+/* A block leaves the disk bitmap; it stays out of the view until the
+ * consistency point of this generation is on disk.  Group lock held. */
+static void twinfs_busy_add(struct super_block *sb, struct twinfs_ag *a,
+			    u32 bit)
 {
-	if (inode)
-		mark_buffer_dirty_inode(bh, inode);
-	else
-		mark_buffer_dirty(bh);
+	u8 *busy = a->busy[twinfs_cp_gen(sb) & 1];
+
+	if (!twinfs_bit_test(busy, bit)) {
+		twinfs_bit_set(busy, bit);
+		a->nbusy[twinfs_cp_gen(sb) & 1]++;
+	}
+}
+
+void twinfs_busy_release(struct super_block *sb, u32 gen)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	u32 ag, i, w = gen & 1;
+	struct buffer_head *bh;
+
+	for (ag = 0; ag < sbi->geo.ag_count; ag++) {
+		struct twinfs_ag *a = &sbi->ags[ag];
+		u32 size = twinfs_ag_size(&sbi->geo, ag);
+
+		if (!READ_ONCE(a->nbusy[w]))
+			continue;
+		bh = twinfs_read_bitmap(sb, ag, 0);
+		mutex_lock(&a->lock);
+		for (i = 0; i < size && bh; i++) {
+			if (!twinfs_bit_test(a->busy[w], i))
+				continue;
+			twinfs_bit_clear(a->busy[w], i);
+			if (!twinfs_bit_test((u8 *)bh->b_data, i) &&
+			    !twinfs_bit_test(a->busy[!w], i))
+				twinfs_bit_clear(a->view, i);
+		}
+		if (bh)
+			a->nbusy[w] = 0;
+		mutex_unlock(&a->lock);
+		brelse(bh);
+	}
 }
 
 /* Allocates up to want blocks in one group; returns how many (0: none). */
@@ -114,14 +167,15 @@ static u32 twinfs_alloc_in_ag(struct inode *inode, u32 ag, u32 goal,
 		return 0;
 	}
 	mutex_lock(&a->lock);
-	got = twinfs_bit_find_run((u8 *)bh->b_data,
-				  twinfs_ag_size(&sbi->geo, ag), goal, want,
-				  &start);
+	got = twinfs_bit_find_run(a->view, twinfs_ag_size(&sbi->geo, ag),
+				  goal, want, &start);
 	if (got) {
-		for (i = 0; i < got; i++)
+		for (i = 0; i < got; i++) {
 			twinfs_bit_set((u8 *)bh->b_data, start + i);
+			twinfs_bit_set(a->view, start + i);
+		}
 		a->free_blocks -= got;
-		twinfs_dirty_bitmap(bh, inode);
+		twinfs_meta_dirty(sb, bh);
 	}
 	mutex_unlock(&a->lock);
 	brelse(bh);
@@ -195,10 +249,11 @@ void twinfs_free_blocks(struct inode *inode, u64 pblk, u32 len)
 		if (!twinfs_bit_test((u8 *)bh->b_data, off + i))
 			continue;
 		twinfs_bit_clear((u8 *)bh->b_data, off + i);
+		twinfs_busy_add(sb, &sbi->ags[ag], off + i);
 		freed++;
 	}
 	sbi->ags[ag].free_blocks += freed;
-	twinfs_dirty_bitmap(bh, inode);
+	twinfs_meta_dirty(sb, bh);
 	mutex_unlock(&sbi->ags[ag].lock);
 	brelse(bh);
 	percpu_counter_add(&sbi->free_blocks, freed);
@@ -219,6 +274,38 @@ static u32 twinfs_ino_goal_ag(struct super_block *sb, struct inode *dir,
 	return dir ? (u32)(dir->i_ino / sbi->geo.inodes_per_ag) : 0;
 }
 
+/* Replay: the inode number the record says the operation made. */
+static int twinfs_alloc_this_ino(struct super_block *sb, u64 want,
+				 unsigned long *ino)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	const struct twinfs_geometry *g = &sbi->geo;
+	u32 ag = (u32)(want / g->inodes_per_ag);
+	u32 bit = (u32)(want % g->inodes_per_ag);
+	struct buffer_head *bh;
+	bool taken;
+
+	if (want <= TWINFS_ROOT_INO || ag >= g->ag_count)
+		return -EUCLEAN;
+	bh = twinfs_read_bitmap(sb, ag, 1);
+	if (!bh)
+		return -EIO;
+	mutex_lock(&sbi->ags[ag].lock);
+	taken = twinfs_bit_test((u8 *)bh->b_data, bit);
+	if (!taken) {
+		twinfs_bit_set((u8 *)bh->b_data, bit);
+		sbi->ags[ag].free_inodes--;
+		twinfs_meta_dirty(sb, bh);
+	}
+	mutex_unlock(&sbi->ags[ag].lock);
+	brelse(bh);
+	if (taken)
+		return -EEXIST;
+	percpu_counter_dec(&sbi->free_inodes);
+	*ino = (unsigned long)want;
+	return 0;
+}
+
 int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 		     struct inode *inode, bool is_dir, unsigned long *ino)
 {
@@ -234,6 +321,8 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 	      twinfs_op_reserve(sb, 32);
 	if (err)
 		return err;
+	if (sbi->replay_ino)
+		return twinfs_alloc_this_ino(sb, sbi->replay_ino, ino);
 	for (i = 0; i < g->ag_count; i++) {
 		struct twinfs_ag *a;
 
@@ -250,7 +339,7 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 		if (bit < g->inodes_per_ag) {
 			twinfs_bit_set((u8 *)bh->b_data, bit);
 			a->free_inodes--;
-			twinfs_dirty_bitmap(bh, inode);
+			twinfs_meta_dirty(sb, bh);
 		}
 		mutex_unlock(&a->lock);
 		brelse(bh);
@@ -279,7 +368,7 @@ void twinfs_free_ino(struct super_block *sb, unsigned long ino)
 	if (was_set) {
 		twinfs_bit_clear((u8 *)bh->b_data, bit);
 		sbi->ags[ag].free_inodes++;
-		mark_buffer_dirty(bh);
+		twinfs_meta_dirty(sb, bh);
 	}
 	mutex_unlock(&sbi->ags[ag].lock);
 	brelse(bh);
@@ -306,13 +395,15 @@ void twinfs_unalloc_bits(struct super_block *sb, u32 ag, bool inode_map,
 		if (!twinfs_bit_test((u8 *)bh->b_data, bit + i))
 			continue;
 		twinfs_bit_clear((u8 *)bh->b_data, bit + i);
+		if (!inode_map)
+			twinfs_busy_add(sb, a, bit + i);
 		cleared++;
 	}
 	if (inode_map)
 		a->free_inodes += cleared;
 	else
 		a->free_blocks += cleared;
-	mark_buffer_dirty(bh);
+	twinfs_meta_dirty(sb, bh);
 	mutex_unlock(&a->lock);
 	brelse(bh);
 	if (inode_map)

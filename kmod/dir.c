@@ -75,7 +75,7 @@ static void twinfs_dir_dirty(struct inode *dir, struct buffer_head *bh,
 			     size_t csum_off)
 {
 	twinfs_csum_set(bh->b_data, TWINFS_BLOCK_SIZE, csum_off);
-	mark_buffer_dirty_inode(bh, dir);
+	twinfs_meta_dirty(dir->i_sb, bh);
 }
 
 static struct twinfs_dir_header *DHDR(struct buffer_head *bh)
@@ -110,7 +110,7 @@ static int twinfs_hdr_add_entries(struct inode *dir, struct buffer_head *hbh,
 	le64_add_cpu(&DHDR(hbh)->h_entries, delta);
 	twinfs_csum_set(hbh->b_data, TWINFS_BLOCK_SIZE, HDR_CSUM_OFF);
 	unlock_buffer(hbh);
-	mark_buffer_dirty_inode(hbh, dir);
+	twinfs_meta_dirty(dir->i_sb, hbh);
 	return 0;
 }
 
@@ -126,7 +126,7 @@ static int twinfs_hdr_set32(struct inode *dir, struct buffer_head *hbh,
 	*(__le32 *)(hbh->b_data + off) = cpu_to_le32(val);
 	twinfs_csum_set(hbh->b_data, TWINFS_BLOCK_SIZE, HDR_CSUM_OFF);
 	unlock_buffer(hbh);
-	mark_buffer_dirty_inode(hbh, dir);
+	twinfs_meta_dirty(dir->i_sb, hbh);
 	return 0;
 }
 
@@ -196,7 +196,7 @@ static int twinfs_table_rw(struct inode *dir, u32 slot, u32 *val, bool write)
 			return err;
 		}
 		*ent = cpu_to_le32(*val);
-		mark_buffer_dirty_inode(bh, dir);
+		twinfs_meta_dirty(dir->i_sb, bh);
 	} else {
 		*val = le32_to_cpu(*ent);
 	}
@@ -289,7 +289,7 @@ static int twinfs_dir_new_leaf(struct inode *dir, struct buffer_head *hbh,
 		return err;
 	}
 	twinfs_dirleaf_init((*bhp)->b_data, dir->i_ino, depth);
-	mark_buffer_dirty_inode(*bhp, dir);
+	twinfs_meta_dirty(dir->i_sb, *bhp);
 	*lblk = next;
 	i_size_write(dir, (loff_t)(next + 1) << TWINFS_BLOCK_SHIFT);
 	return 0;
@@ -343,7 +343,7 @@ static int twinfs_dir_grow_table(struct inode *dir, struct buffer_head *hbh)
 			return err;
 		}
 		memcpy(src->b_data + half * 4, src->b_data, half * 4);
-		mark_buffer_dirty_inode(src, dir);
+		twinfs_meta_dirty(dir->i_sb, src);
 		brelse(src);
 	} else {
 		for (b = 0; b < half / per && !err; b++) {
@@ -356,7 +356,7 @@ static int twinfs_dir_grow_table(struct inode *dir, struct buffer_head *hbh)
 			if (!err) {
 				memcpy(dst->b_data, src->b_data,
 				       TWINFS_BLOCK_SIZE);
-				mark_buffer_dirty_inode(dst, dir);
+				twinfs_meta_dirty(dir->i_sb, dst);
 				brelse(dst);
 			}
 			brelse(src);
@@ -388,7 +388,7 @@ static int twinfs_dir_try_insert(struct inode *dir, struct buffer_head *hbh,
 		err = twinfs_dirleaf_insert(bh->b_data, name->name, name->len,
 					    hash, ino, type);
 		if (!err) {
-			mark_buffer_dirty_inode(bh, dir);
+			twinfs_meta_dirty(dir->i_sb, bh);
 			brelse(bh);
 			return 0;
 		}
@@ -415,7 +415,7 @@ static int twinfs_dir_chain(struct inode *dir, struct buffer_head *hbh,
 		return err;
 	err = twinfs_dirleaf_insert(nbh->b_data, name->name, name->len, hash,
 				    ino, type);
-	mark_buffer_dirty_inode(nbh, dir);
+	twinfs_meta_dirty(dir->i_sb, nbh);
 	brelse(nbh);
 	err = err ?: twinfs_save_block(dir, last, TWINFS_TAG_DIR_LEAF);
 	if (err)
@@ -490,7 +490,7 @@ int twinfs_dir_remove(struct inode *dir, const struct qstr *name)
 		err = twinfs_save_block(dir, pos.bh, TWINFS_TAG_DIR_LEAF);
 		if (!err) {
 			twinfs_dirleaf_remove(pos.bh->b_data, pos.off);
-			mark_buffer_dirty_inode(pos.bh, dir);
+			twinfs_meta_dirty(dir->i_sb, pos.bh);
 			err = twinfs_hdr_add_entries(dir, hbh, -1);
 		}
 		brelse(pos.bh);
@@ -569,13 +569,13 @@ int twinfs_dir_init(struct inode *dir, struct inode *parent)
 	if (err)
 		return err;
 	twinfs_dirhdr_init(DHDR(hbh), dir->i_ino, parent->i_ino);
-	mark_buffer_dirty_inode(hbh, dir);
+	twinfs_meta_dirty(dir->i_sb, hbh);
 	brelse(hbh);
 	err = twinfs_dir_block(dir, 1, true, &lbh);
 	if (err)
 		return err;
 	twinfs_dirleaf_init(lbh->b_data, dir->i_ino, 0);
-	mark_buffer_dirty_inode(lbh, dir);
+	twinfs_meta_dirty(dir->i_sb, lbh);
 	brelse(lbh);
 	err = twinfs_dir_block(dir, TWINFS_DIR_TABLE_LBLK, true, &tbh);
 	if (err)
@@ -703,5 +703,5 @@ const struct file_operations twinfs_dir_operations = {
 	.llseek		= generic_file_llseek,
 	.read		= generic_read_dir,
 	.iterate_shared	= twinfs_readdir,
-	.fsync		= generic_file_fsync,
+	.fsync		= twinfs_fsync,
 };

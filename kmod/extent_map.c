@@ -57,7 +57,7 @@ static struct buffer_head *twinfs_read_leaf(struct inode *inode, u64 pblk,
 static void twinfs_leaf_dirty(struct inode *inode, struct buffer_head *bh)
 {
 	twinfs_csum_set(bh->b_data, TWINFS_BLOCK_SIZE, LEAF_CSUM_OFF);
-	mark_buffer_dirty_inode(bh, inode);
+	twinfs_meta_dirty(inode->i_sb, bh);
 }
 
 /* Looks lblk up.  Caller holds map_sem. */

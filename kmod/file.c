@@ -92,28 +92,29 @@ const struct address_space_operations twinfs_aops = {
 };
 
 /*
- * A buffered write is one operation: a failure before any byte is written,
- * or at the commit point, rolls back the size, times and every block it
- * mapped, and drops its pages beyond the old size.  (Bytes overwritten
- * inside the old size are data, not metadata: the undo log does not hold
- * them; data journaling will.)
+ * A buffered write is a series of operations of at most TWINFS_WRITE_OP_MAX
+ * bytes each (so one write never needs more change memory than a point can
+ * free).  A failure before any byte of an operation is written, or at its
+ * commit point, rolls back the size, times and every block it mapped, and
+ * drops its pages beyond the old size.  Each operation's records carry its
+ * bytes, read back from the page cache.  (Bytes overwritten inside the old
+ * size are data, not metadata: the undo log does not hold them; data
+ * journaling will.)
  */
-static ssize_t twinfs_file_write_iter(struct kiocb *iocb,
-				      struct iov_iter *from)
+static ssize_t twinfs_write_op(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	loff_t old_size, old_pos;
+	size_t count = iov_iter_count(from);
+	size_t chunk = min_t(size_t, count, TWINFS_WRITE_OP_MAX);
+	loff_t old_size = i_size_read(inode), old_pos = iocb->ki_pos;
+	struct twinfs_rec_desc *d;
 	struct twinfs_op op;
-	ssize_t ret;
+	ssize_t ret = 0;
 	int err;
 
-	inode_lock(inode);
-	ret = generic_write_checks(iocb, from);
-	if (ret <= 0)
-		goto out_unlock;
-	old_size = i_size_read(inode);
-	old_pos = iocb->ki_pos;
-	twinfs_op_begin(&op, inode->i_sb, "write");
+	iov_iter_truncate(from, chunk);
+	twinfs_op_begin_credit(&op, inode->i_sb, "write",
+			       twinfs_rec_write_credit(chunk));
 	err = twinfs_op_inode(inode);
 	if (!err) {
 		/* Privileges, times, the copy and ki_pos, as the VFS does. */
@@ -127,26 +128,109 @@ static ssize_t twinfs_file_write_iter(struct kiocb *iocb,
 				(u32)((i_size_read(inode) + TWINFS_BLOCK_SIZE - 1) >>
 				      TWINFS_BLOCK_SHIFT));
 	}
+	if (!err && ret > 0) {
+		d = twinfs_op_rec(&op, TWINFS_CM_OP_WRITE);
+		d->inode = inode;
+		d->pos = iocb->ki_pos - ret;
+		d->len = ret;
+	}
 	err = twinfs_op_end(&op, err);
+	iov_iter_reexpand(from, count - (chunk - iov_iter_count(from)));
 	if (err) {
 		truncate_pagecache(inode, old_size);
 		iocb->ki_pos = old_pos;
-		ret = err;
+		return err;
 	}
-out_unlock:
-	inode_unlock(inode);
-	if (ret > 0)
-		ret = generic_write_sync(iocb, ret);
 	return ret;
+}
+
+static ssize_t twinfs_file_write_iter(struct kiocb *iocb,
+				      struct iov_iter *from)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	ssize_t ret, done = 0;
+	size_t want;
+
+	inode_lock(inode);
+	ret = generic_write_checks(iocb, from);
+	while (ret > 0 && iov_iter_count(from)) {
+		want = min_t(size_t, iov_iter_count(from), TWINFS_WRITE_OP_MAX);
+		ret = twinfs_write_op(iocb, from);
+		if (ret > 0)
+			done += ret;
+		if (ret < (ssize_t)want)
+			break;
+	}
+	inode_unlock(inode);
+	if (done)
+		ret = generic_write_sync(iocb, done);
+	return ret;
+}
+
+/*
+ * Every operation returned with its records durable, so fsync has nothing
+ * to write, except what the records do not hold: bytes written through
+ * mmap (a consistency point takes them), and everything when the change
+ * memory is volatile.
+ */
+int twinfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	struct inode *inode = file->f_mapping->host;
+	struct super_block *sb = inode->i_sb;
+	int err = 0, err2;
+
+	if (xchg(&TWINFS_I(inode)->mmap_dirty, false) ||
+	    twinfs_cm_volatile(sb))
+		err = twinfs_cp_run(sb);
+	err2 = file_check_and_advance_wb_err(file);
+	return err ?: err2;
+}
+
+/* Blocks under a page written through mmap are allocated here, as an
+ * operation without a record: the page's bytes reach the disk in the next
+ * consistency point (or at fsync/msync, which runs one). */
+static vm_fault_t twinfs_page_mkwrite(struct vm_fault *vmf)
+{
+	struct inode *inode = file_inode(vmf->vma->vm_file);
+	struct super_block *sb = inode->i_sb;
+	struct twinfs_op op;
+	int err;
+
+	sb_start_pagefault(sb);
+	file_update_time(vmf->vma->vm_file);
+	filemap_invalidate_lock_shared(inode->i_mapping);
+	twinfs_op_begin_credit(&op, sb, "mmap", 0);
+	err = twinfs_op_inode(inode) ?:
+	      block_page_mkwrite(vmf->vma, vmf, twinfs_get_block);
+	/* On success the page stays locked: nothing may fail after this. */
+	err = twinfs_op_end(&op, err > 0 ? 0 : err);
+	if (!err)
+		WRITE_ONCE(TWINFS_I(inode)->mmap_dirty, true);
+	filemap_invalidate_unlock_shared(inode->i_mapping);
+	sb_end_pagefault(sb);
+	return block_page_mkwrite_return(err);
+}
+
+static const struct vm_operations_struct twinfs_file_vm_ops = {
+	.fault		= filemap_fault,
+	.map_pages	= filemap_map_pages,
+	.page_mkwrite	= twinfs_page_mkwrite,
+};
+
+static int twinfs_file_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	file_accessed(file);
+	vma->vm_ops = &twinfs_file_vm_ops;
+	return 0;
 }
 
 const struct file_operations twinfs_file_operations = {
 	.llseek		= generic_file_llseek,
 	.read_iter	= generic_file_read_iter,
 	.write_iter	= twinfs_file_write_iter,
-	.mmap		= generic_file_mmap,
+	.mmap		= twinfs_file_mmap,
 	.open		= generic_file_open,
-	.fsync		= generic_file_fsync,
+	.fsync		= twinfs_fsync,
 	.splice_read	= generic_file_splice_read,
 	.splice_write	= iter_file_splice_write,
 };

@@ -6,6 +6,7 @@
 #include <linux/random.h>
 #include <linux/writeback.h>
 #include "op.h"
+#include "cm.h"
 #include "fault.h"
 
 #define INODE_CSUM_OFF offsetof(struct twinfs_inode, i_checksum)
@@ -229,8 +230,12 @@ static void twinfs_inode_to_raw(struct inode *inode, struct twinfs_inode *raw)
 	twinfs_csum_set(raw, TWINFS_INODE_SIZE, INODE_CSUM_OFF);
 }
 
-/* Copies the inode into its inode-table block; clear writes zeros. */
-static int twinfs_update_inode(struct inode *inode, bool clear, bool sync)
+/*
+ * Copies the inode into its inode-table block (clear writes zeros).  The
+ * block goes to disk in the next consistency point; the copy is made under
+ * the buffer lock, so a point copies either all of it or none.
+ */
+static int twinfs_update_inode(struct inode *inode, bool clear)
 {
 	struct super_block *sb = inode->i_sb;
 	struct twinfs_inode raw;
@@ -248,39 +253,46 @@ static int twinfs_update_inode(struct inode *inode, bool clear, bool sync)
 	lock_buffer(bh);
 	memcpy(bh->b_data + off, &raw, sizeof(raw));
 	unlock_buffer(bh);
-	mark_buffer_dirty(bh);
-	if (sync) {
-		err = sync_dirty_buffer(bh);
-		if (!err && buffer_write_io_error(bh))
-			err = -EIO;
-	}
+	twinfs_meta_dirty(sb, bh);
 	brelse(bh);
 	return err;
 }
 
+int twinfs_write_inode_meta(struct inode *inode)
+{
+	return twinfs_update_inode(inode, false);
+}
+
+/* Every change an operation made is in the change memory already; what
+ * writeback brings here (times) rides along with the next point. */
 int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 {
-	return twinfs_update_inode(inode, false,
-				   wbc->sync_mode == WB_SYNC_ALL);
+	return twinfs_update_inode(inode, false);
 }
 
 void twinfs_evict_inode(struct inode *inode)
 {
+	struct super_block *sb = inode->i_sb;
+	bool undone = TWINFS_I(inode)->undone;
 	bool drop = !inode->i_nlink && !is_bad_inode(inode);
+	/* Freeing changes metadata: not while a consistency point copies
+	 * it (an operation of this thread holds the lock already). */
+	bool hold = (undone || drop) && !twinfs_cur_op(sb);
 	void *op = current->journal_info;
 
 	/* Eviction is never part of an operation: what it frees is final. */
 	current->journal_info = NULL;
 	truncate_inode_pages_final(&inode->i_data);
-	if (TWINFS_I(inode)->undone) {
+	if (hold)
+		twinfs_cp_hold(sb);
+	if (undone) {
 		/* A rolled-back creation: the rollback gave its blocks back;
 		 * its number is freed only now that the inode is I_FREEING,
 		 * so a concurrent create may take it at once. */
 		invalidate_inode_buffers(inode);
 		clear_inode(inode);
-		twinfs_free_ino(inode->i_sb, inode->i_ino);
-		current->journal_info = op;
-		return;
+		twinfs_free_ino(sb, inode->i_ino);
+		goto out;
 	}
 	if (drop) {
 		inode->i_size = 0;
@@ -289,9 +301,12 @@ void twinfs_evict_inode(struct inode *inode)
 	invalidate_inode_buffers(inode);
 	clear_inode(inode);
 	if (drop) {
-		twinfs_update_inode(inode, true, false);
-		twinfs_free_ino(inode->i_sb, inode->i_ino);
+		twinfs_update_inode(inode, true);
+		twinfs_free_ino(sb, inode->i_ino);
 	}
+out:
+	if (hold)
+		twinfs_cp_leave(sb);
 	current->journal_info = op;
 }
 
@@ -374,6 +389,24 @@ static void twinfs_finish_size(struct inode *inode, loff_t old, loff_t size)
 	truncate_setsize(inode, size);
 }
 
+/* A size change and the other attributes are two records. */
+static void twinfs_rec_setattr_op(struct twinfs_op *op, struct inode *inode,
+				  bool resize, unsigned int valid)
+{
+	struct twinfs_rec_desc *d;
+
+	valid &= ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_ATIME | ATTR_MTIME;
+	if (resize) {
+		d = twinfs_op_rec(op, TWINFS_CM_OP_TRUNCATE);
+		d->inode = inode;
+	}
+	if (valid) {
+		d = twinfs_op_rec(op, TWINFS_CM_OP_SETATTR);
+		d->inode = inode;
+		d->ia_valid = valid;
+	}
+}
+
 int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
 		   struct iattr *attr)
 {
@@ -408,6 +441,7 @@ int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
 			i_size_write(inode, size);
 		setattr_copy(ns, inode, attr);
 		mark_inode_dirty(inode);
+		twinfs_rec_setattr_op(&op, inode, resize, attr->ia_valid);
 	}
 	err = twinfs_op_end(&op, err);
 	if (!err && resize)

@@ -31,6 +31,17 @@ static struct dentry *twinfs_lookup(struct inode *dir, struct dentry *dentry,
 	return d_splice_alias(inode, dentry);
 }
 
+/* The record of a committing name operation. */
+static void twinfs_rec_names(struct twinfs_op *op, u16 cm_op, struct inode *dir,
+			     struct dentry *dentry, struct inode *inode)
+{
+	struct twinfs_rec_desc *d = twinfs_op_rec(op, cm_op);
+
+	d->dir = dir;
+	d->name = &dentry->d_name;
+	d->inode = inode;
+}
+
 static void twinfs_touch_dir(struct inode *dir)
 {
 	dir->i_mtime = dir->i_ctime = current_time(dir);
@@ -69,8 +80,11 @@ static int twinfs_make_node(struct inode *dir, struct dentry *dentry,
 			init_special_inode(inode, mode, rdev);
 		}
 		err = twinfs_dir_add(dir, &dentry->d_name, inode->i_ino, mode);
-		if (!err)
+		if (!err) {
 			twinfs_touch_dir(dir);
+			twinfs_rec_names(&op, S_ISREG(mode) ? TWINFS_CM_OP_CREATE :
+					 TWINFS_CM_OP_MKNOD, dir, dentry, inode);
+		}
 	}
 	return twinfs_end_create(&op, dentry, inode, err);
 }
@@ -106,8 +120,12 @@ static int twinfs_symlink(struct user_namespace *ns, struct inode *dir,
 		      page_symlink(inode, symname, len) ?:
 		      twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,
 				     inode->i_mode);
-		if (!err)
+		if (!err) {
 			twinfs_touch_dir(dir);
+			twinfs_rec_names(&op, TWINFS_CM_OP_SYMLINK, dir, dentry,
+					 inode);
+			op.rec[0].symlink = symname;
+		}
 	}
 	return twinfs_end_create(&op, dentry, inode, err);
 }
@@ -129,6 +147,7 @@ static int twinfs_link(struct dentry *old_dentry, struct inode *dir,
 		inode->i_ctime = current_time(inode);
 		inode_inc_link_count(inode);
 		twinfs_touch_dir(dir);
+		twinfs_rec_names(&op, TWINFS_CM_OP_LINK, dir, dentry, inode);
 	}
 	err = twinfs_op_end(&op, err);
 	if (err)
@@ -151,6 +170,7 @@ static int twinfs_unlink(struct inode *dir, struct dentry *dentry)
 		twinfs_touch_dir(dir);
 		inode->i_ctime = dir->i_ctime;
 		inode_dec_link_count(inode);
+		twinfs_rec_names(&op, TWINFS_CM_OP_UNLINK, dir, dentry, inode);
 	}
 	return twinfs_op_end(&op, err);
 }
@@ -175,6 +195,8 @@ static int twinfs_mkdir(struct user_namespace *ns, struct inode *dir,
 		if (!err) {
 			inode_inc_link_count(dir);
 			twinfs_touch_dir(dir);
+			twinfs_rec_names(&op, TWINFS_CM_OP_MKDIR, dir, dentry,
+					 inode);
 		}
 	}
 	return twinfs_end_create(&op, dentry, inode, err);
@@ -198,8 +220,25 @@ static int twinfs_rmdir(struct inode *dir, struct dentry *dentry)
 		mark_inode_dirty(inode);
 		inode_dec_link_count(dir);
 		twinfs_touch_dir(dir);
+		twinfs_rec_names(&op, TWINFS_CM_OP_RMDIR, dir, dentry, inode);
 	}
 	return twinfs_op_end(&op, err);
+}
+
+static void twinfs_rec_rename(struct twinfs_op *op, struct inode *old_dir,
+			      struct dentry *old_dentry, struct inode *new_dir,
+			      struct dentry *new_dentry, unsigned int flags)
+{
+	struct twinfs_rec_desc *d = twinfs_op_rec(op, TWINFS_CM_OP_RENAME);
+
+	d->dir = old_dir;
+	d->name = &old_dentry->d_name;
+	d->inode = d_inode(old_dentry);
+	d->new_dir = new_dir;
+	d->new_name = &new_dentry->d_name;
+	d->target = d_inode(new_dentry);
+	if (flags & RENAME_NOREPLACE)
+		d->flags = TWINFS_CM_RENAME_NOREPLACE;
 }
 
 /* The directory changes of a rename; the caller logged the inodes. */
@@ -265,6 +304,8 @@ static int twinfs_rename(struct user_namespace *ns, struct inode *old_dir,
 		twinfs_touch_dir(old_dir);
 		if (new_dir != old_dir)
 			twinfs_touch_dir(new_dir);
+		twinfs_rec_rename(&op, old_dir, old_dentry, new_dir,
+				  new_dentry, flags);
 	}
 	err = twinfs_op_end(&op, err);
 	if (err)

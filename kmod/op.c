@@ -55,17 +55,49 @@ static void twinfs_op_release(void *ctx, struct twinfs_undo_seg *seg)
 	kfree(seg);
 }
 
-void twinfs_op_begin(struct twinfs_op *op, struct super_block *sb,
-		     const char *name)
+void twinfs_op_begin_credit(struct twinfs_op *op, struct super_block *sb,
+			    const char *name, u32 credit)
 {
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+
 	op->magic = TWINFS_OP_MAGIC;
 	op->sb = sb;
 	op->name = name;
+	op->lane = NULL;
+	op->credit = 0;
+	op->seq = 0;
+	op->nrec = 0;
+	op->ninodes = 0;
+	/* Room in the change memory first, then the freeze lock: waiting
+	 * for room waits for a consistency point, which needs the lock. */
+	if (!sbi->replaying) {
+		op->lane = twinfs_cm_get_credit(sb, credit);
+		op->credit = credit;
+	}
+	twinfs_cp_enter(sb);
 	twinfs_undo_init(&op->log, twinfs_op_grow, twinfs_op_release, op);
 	op->outer = current->journal_info;
 	current->journal_info = op;
 	/* No allocation inside an operation may recurse into a file system. */
 	op->nofs = memalloc_nofs_save();
+}
+
+void twinfs_op_begin(struct twinfs_op *op, struct super_block *sb,
+		     const char *name)
+{
+	twinfs_op_begin_credit(op, sb, name, TWINFS_REC_NAME_CREDIT);
+}
+
+struct twinfs_rec_desc *twinfs_op_rec(struct twinfs_op *op, u16 cm_op)
+{
+	struct twinfs_rec_desc *d;
+
+	if (WARN_ON_ONCE(op->nrec >= ARRAY_SIZE(op->rec)))
+		op->nrec--;
+	d = &op->rec[op->nrec++];
+	memset(d, 0, sizeof(*d));
+	d->op = cm_op;
+	return d;
 }
 
 static void twinfs_undo_attrs(struct inode *inode,
@@ -85,7 +117,8 @@ static void twinfs_undo_attrs(struct inode *inode,
 }
 
 /* Recomputes a restored block's checksum under its buffer lock. */
-static void twinfs_undo_block(struct buffer_head *bh, u16 tag)
+static void twinfs_undo_block(struct super_block *sb, struct buffer_head *bh,
+			      u16 tag)
 {
 	size_t off = 0;
 
@@ -98,7 +131,7 @@ static void twinfs_undo_block(struct buffer_head *bh, u16 tag)
 		twinfs_csum_set(bh->b_data, TWINFS_BLOCK_SIZE, off);
 		unlock_buffer(bh);
 	}
-	mark_buffer_dirty(bh);
+	twinfs_meta_dirty(sb, bh);
 }
 
 struct twinfs_rollback {
@@ -192,7 +225,7 @@ static void twinfs_rollback_one(void *arg, const struct twinfs_undo_rec *rec,
 	case TWINFS_TAG_DIR_HDR:
 	case TWINFS_TAG_DIR_LEAF:
 	case TWINFS_TAG_DIR_TABLE:
-		twinfs_undo_block(rec->owner, rec->tag);
+		twinfs_undo_block(rb->op->sb, rec->owner, rec->tag);
 		brelse(rec->owner);
 		rb->pages++;
 		break;
@@ -233,22 +266,47 @@ static void twinfs_commit_one(void *arg, const struct twinfs_undo_rec *rec,
 	}
 }
 
+/* Every inode an operation changes goes through twinfs_op_inode() or
+ * twinfs_op_new_inode() first. */
+static void twinfs_op_touch(struct twinfs_op *op, struct inode *inode)
+{
+	int i;
+
+	for (i = 0; i < op->ninodes; i++)
+		if (op->inodes[i] == inode)
+			return;
+	if (!WARN_ON_ONCE(op->ninodes >= ARRAY_SIZE(op->inodes)))
+		op->inodes[op->ninodes++] = inode;
+}
+
 int twinfs_op_end(struct twinfs_op *op, int err)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(op->sb);
 	struct twinfs_rollback rb = { .op = op };
+	int i;
 
 	if (!err)
 		err = twinfs_fault(op->sb, TWINFS_FAULT_COMMIT);
+	/* The records go out while the operation holds its locks: an
+	 * operation that depends on this one gets a higher seq. */
+	if (!err && op->lane && op->nrec)
+		err = twinfs_cm_append_op(op->sb, op);
 	/* Undo and commit actions run outside the operation: what they
 	 * allocate or free is final, not logged again. */
 	current->journal_info = op->outer;
 	if (!err) {
 		twinfs_undo_commit(&op->log, twinfs_commit_one, NULL);
+		/* The inode table holds every committed operation before the
+		 * freeze lock is let go: a consistency point copies it. */
+		for (i = 0; i < op->ninodes; i++)
+			twinfs_write_inode_meta(op->inodes[i]);
 	} else if (twinfs_undo_rollback(&op->log, twinfs_rollback_one, &rb)) {
 		atomic64_inc(&sbi->ops_rolled_back);
 		atomic64_add(rb.pages, &sbi->pages_restored);
 	}
+	if (op->lane && op->credit)
+		twinfs_cm_put_credit(op->sb, op->lane, op->credit);
+	twinfs_cp_leave(op->sb);
 	memalloc_nofs_restore(op->nofs);
 	op->magic = 0;
 	return err;
@@ -282,6 +340,7 @@ int twinfs_op_inode(struct inode *inode)
 
 	if (!op)
 		return 0;
+	twinfs_op_touch(op, inode);
 	a.mode = inode->i_mode;
 	a.uid = inode->i_uid;
 	a.gid = inode->i_gid;
@@ -302,6 +361,7 @@ int twinfs_op_new_inode(struct inode *inode)
 
 	if (!op)
 		return 0;
+	twinfs_op_touch(op, inode);
 	return twinfs_undo_add(&op->log, TWINFS_UNDO_CALL, TWINFS_TAG_NEW_INODE,
 			       inode, NULL, 0);
 }

@@ -20,6 +20,7 @@
 #define TWINFS_OP_H
 
 #include "twinfs.h"
+#include "cm.h"
 
 #define TWINFS_OP_MAGIC 0x74776f70u
 
@@ -44,6 +45,14 @@ struct twinfs_op {
 	void *outer;			/* current->journal_info before us */
 	unsigned int nofs;		/* memalloc_nofs_save() cookie */
 	struct twinfs_undo_log log;
+	/* change records (cm.h), appended at commit */
+	struct twinfs_cm_lane *lane;	/* NULL: appends nothing (replay) */
+	u32 credit;			/* bytes promised in lane */
+	u64 seq;			/* last record appended */
+	int nrec;
+	struct twinfs_rec_desc rec[2];
+	int ninodes;			/* inodes to copy to their table */
+	struct inode *inodes[6];
 };
 
 /* The operation the current thread runs on sb, or NULL. */
@@ -58,6 +67,11 @@ static inline struct twinfs_op *twinfs_cur_op(struct super_block *sb)
 
 void twinfs_op_begin(struct twinfs_op *op, struct super_block *sb,
 		     const char *name);
+/* An operation whose records may take credit bytes (a write). */
+void twinfs_op_begin_credit(struct twinfs_op *op, struct super_block *sb,
+			    const char *name, u32 credit);
+/* The next record the operation will append, zeroed, with its op set. */
+struct twinfs_rec_desc *twinfs_op_rec(struct twinfs_op *op, u16 cm_op);
 /* Commits (err == 0 and no fault at the commit point) or rolls back. */
 int twinfs_op_end(struct twinfs_op *op, int err);
 

@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include "twinfs.h"
 #include "fault.h"
+#include "cm.h"
 
 void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 {
@@ -62,23 +63,29 @@ static void twinfs_put_super(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
 
+	twinfs_cp_stop(sb);
 	twinfs_sysfs_unregister(sb);
 	twinfs_fault_exit(sb);
-	if (!sb_rdonly(sb))
+	/* The last point takes what evicting the inodes freed. */
+	if (!sb_rdonly(sb) && !twinfs_cp_run(sb))
 		twinfs_write_super(sb, TWINFS_STATE_CLEAN, true);
+	twinfs_cp_destroy(sb);
+	twinfs_cm_close(sb);
 	twinfs_alloc_destroy(sb);
 	brelse(sbi->sbh);
 	sb->s_fs_info = NULL;
+	kfree(sbi->opts.nvram);
 	kfree(sbi);
 }
 
+/* sync(2), syncfs(2), umount: a consistency point. */
 static int twinfs_sync_fs(struct super_block *sb, int wait)
 {
-	if (!wait)
+	if (!wait) {
+		twinfs_cp_kick(sb);
 		return 0;
-	/* Metadata lives in the block device's buffers; the VFS flushes
-	 * them (sync_blockdev) and the device cache right after this. */
-	return 0;
+	}
+	return twinfs_cp_run(sb);
 }
 
 static int twinfs_statfs(struct dentry *dentry, struct kstatfs *buf)
@@ -108,6 +115,12 @@ static int twinfs_show_options(struct seq_file *seq, struct dentry *root)
 		seq_puts(seq, ",errors=remount-ro");
 	if (sbi->opts.fault_inject)
 		seq_puts(seq, ",fault_inject");
+	if (sbi->opts.nvram)
+		seq_show_option(seq, "nvram", sbi->opts.nvram);
+	if (sbi->opts.node)
+		seq_printf(seq, ",node=%u", sbi->opts.node);
+	if (sbi->opts.cp_interval_ms != TWINFS_CP_INTERVAL_MS)
+		seq_printf(seq, ",cp_interval_ms=%u", sbi->opts.cp_interval_ms);
 	return 0;
 }
 
@@ -122,7 +135,7 @@ static const struct super_operations twinfs_sops = {
 	.show_options	= twinfs_show_options,
 };
 
-enum { Opt_errors, Opt_fault_inject };
+enum { Opt_errors, Opt_fault_inject, Opt_nvram, Opt_node, Opt_cp_interval };
 
 static const struct constant_table twinfs_param_errors[] = {
 	{ "continue",	TWINFS_ERRORS_CONTINUE },
@@ -133,6 +146,9 @@ static const struct constant_table twinfs_param_errors[] = {
 static const struct fs_parameter_spec twinfs_param_spec[] = {
 	fsparam_enum("errors", Opt_errors, twinfs_param_errors),
 	fsparam_flag("fault_inject", Opt_fault_inject),
+	fsparam_string("nvram", Opt_nvram),
+	fsparam_u32("node", Opt_node),
+	fsparam_u32("cp_interval_ms", Opt_cp_interval),
 	{}
 };
 
@@ -152,6 +168,23 @@ static int twinfs_parse_param(struct fs_context *fc,
 		break;
 	case Opt_fault_inject:
 		opts->fault_inject = true;
+		break;
+	case Opt_nvram:
+		kfree(opts->nvram);
+		opts->nvram = param->string;
+		param->string = NULL;
+		break;
+	case Opt_node:
+		if (result.uint_32 >= TWINFS_MAX_NODES)
+			return invalfc(fc, "node=%u: at most %u nodes",
+				       result.uint_32, TWINFS_MAX_NODES);
+		opts->node = result.uint_32;
+		break;
+	case Opt_cp_interval:
+		if (result.uint_32 < 10 || result.uint_32 > 3600000)
+			return invalfc(fc, "cp_interval_ms=%u: 10 .. 3600000",
+				       result.uint_32);
+		opts->cp_interval_ms = result.uint_32;
 		break;
 	}
 	return 0;
@@ -190,9 +223,11 @@ static int twinfs_load_super(struct super_block *sb)
 static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 {
 	struct twinfs_mount_opts *opts = fc->fs_private;
+	struct twinfs_cm_found found = {};
 	struct twinfs_sb_info *sbi;
 	struct twinfs_super *raw;
 	struct inode *root;
+	u64 cp_seq = 0;
 	int err;
 
 	sbi = kzalloc(sizeof(*sbi), GFP_KERNEL);
@@ -200,7 +235,15 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		return -ENOMEM;
 	sbi->sb = sb;
 	sbi->opts = *opts;
+	sbi->opts.nvram = NULL;
 	sb->s_fs_info = sbi;
+	if (opts->nvram) {
+		sbi->opts.nvram = kstrdup(opts->nvram, GFP_KERNEL);
+		if (!sbi->opts.nvram) {
+			err = -ENOMEM;
+			goto out_free;
+		}
+	}
 
 	if (!sb_set_blocksize(sb, TWINFS_BLOCK_SIZE)) {
 		twinfs_err(sb, "device does not support %u-byte blocks",
@@ -213,7 +256,13 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		goto out_brelse;
 	raw = (struct twinfs_super *)sbi->sbh->b_data;
 	if (le32_to_cpu(raw->s_state) != TWINFS_STATE_CLEAN)
-		twinfs_warn(sb, "was not cleanly unmounted; run fsck.twinfs");
+		twinfs_info(sb, "was not cleanly unmounted; recovering");
+	if (sbi->opts.node >= sbi->geo.max_nodes) {
+		twinfs_err(sb, "node=%u, but the file system has areas for %u nodes",
+			   sbi->opts.node, sbi->geo.max_nodes);
+		err = -EINVAL;
+		goto out_brelse;
+	}
 
 	sb->s_magic = TWINFS_MAGIC;
 	sb->s_op = &twinfs_sops;
@@ -223,9 +272,31 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_time_max = S64_MAX;
 	memcpy(&sb->s_uuid, raw->s_uuid, sizeof(sb->s_uuid));
 
-	err = twinfs_alloc_init(sb);
+	/* Everything that decides whether the mount can go on is read and
+	 * checked before anything is written. */
+	err = twinfs_cp_init(sb);
 	if (err)
 		goto out_brelse;
+	err = twinfs_cp_load(sb, &cp_seq) ?:
+	      twinfs_cm_open(sb, sbi->opts.nvram) ?:
+	      twinfs_cm_scan(sb, cp_seq, &found);
+	if (err)
+		goto out_cm;
+	if (sb_rdonly(sb) && (found.plan.count || cp_seq != twinfs_cp_seq(sb))) {
+		twinfs_err(sb, "needs recovery (%u change records); mount it read-write",
+			   found.plan.count);
+		err = -EROFS;
+		goto out_cm;
+	}
+	if (!sb_rdonly(sb)) {
+		err = twinfs_cp_recover(sb);
+		if (err)
+			goto out_cm;
+	}
+
+	err = twinfs_alloc_init(sb);
+	if (err)
+		goto out_cm;
 
 	root = twinfs_iget(sb, TWINFS_ROOT_INO);
 	if (IS_ERR(root)) {
@@ -261,23 +332,35 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 			twinfs_err(sb, "cannot write the superblock: %d", err);
 			goto out_sysfs;
 		}
+		err = twinfs_replay(sb, &found);
+		if (err)
+			goto out_sysfs;
+		twinfs_cp_start(sb);
 	}
-	twinfs_info(sb, "mounted: %llu blocks, %u groups, format version %u",
-		    sbi->geo.blocks, sbi->geo.ag_count, TWINFS_FORMAT_VERSION);
+	kvfree(found.ents);
+	twinfs_info(sb, "mounted: %llu blocks, %u groups, format version %u, change memory %s, consistency point %llu",
+		    sbi->geo.blocks, sbi->geo.ag_count, TWINFS_FORMAT_VERSION,
+		    twinfs_cm_device(sb), twinfs_cp_seq(sb));
 	return 0;
 
 out_sysfs:
 	twinfs_fault_exit(sb);
 	twinfs_sysfs_unregister(sb);
 out_root:
+	shrink_dcache_sb(sb);
 	dput(sb->s_root);
 	sb->s_root = NULL;
 out_alloc:
 	twinfs_alloc_destroy(sb);
+out_cm:
+	kvfree(found.ents);
+	twinfs_cm_close(sb);
+	twinfs_cp_destroy(sb);
 out_brelse:
 	brelse(sbi->sbh);
 out_free:
 	sb->s_fs_info = NULL;
+	kfree(sbi->opts.nvram);
 	kfree(sbi);
 	return err;
 }
@@ -291,13 +374,23 @@ static int twinfs_reconfigure(struct fs_context *fc)
 {
 	struct super_block *sb = fc->root->d_sb;
 	struct twinfs_mount_opts *opts = fc->fs_private;
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	char *nvram;
 
 	sync_filesystem(sb);
-	if (opts->fault_inject != TWINFS_SB(sb)->opts.fault_inject) {
+	if (opts->fault_inject != sbi->opts.fault_inject) {
 		errorf(fc, "twinfs: fault_inject cannot change on remount");
 		return -EINVAL;
 	}
-	TWINFS_SB(sb)->opts = *opts;
+	if (opts->node != sbi->opts.node ||
+	    (!opts->nvram) != (!sbi->opts.nvram) ||
+	    (opts->nvram && strcmp(opts->nvram, sbi->opts.nvram))) {
+		errorf(fc, "twinfs: nvram= and node= cannot change on remount");
+		return -EINVAL;
+	}
+	nvram = sbi->opts.nvram;	/* fc frees its own copy */
+	sbi->opts = *opts;
+	sbi->opts.nvram = nvram;
 	if ((fc->sb_flags ^ sb->s_flags) & SB_RDONLY)
 		twinfs_write_super(sb, (fc->sb_flags & SB_RDONLY) ?
 				   TWINFS_STATE_CLEAN : TWINFS_STATE_MOUNTED,
@@ -307,7 +400,11 @@ static int twinfs_reconfigure(struct fs_context *fc)
 
 static void twinfs_free_fc(struct fs_context *fc)
 {
-	kfree(fc->fs_private);
+	struct twinfs_mount_opts *opts = fc->fs_private;
+
+	if (opts)
+		kfree(opts->nvram);
+	kfree(opts);
 }
 
 static const struct fs_context_operations twinfs_context_ops = {
@@ -324,8 +421,19 @@ static int twinfs_init_fs_context(struct fs_context *fc)
 	opts = kzalloc(sizeof(*opts), GFP_KERNEL);
 	if (!opts)
 		return -ENOMEM;
-	if (fc->purpose == FS_CONTEXT_FOR_RECONFIGURE)
+	opts->cp_interval_ms = TWINFS_CP_INTERVAL_MS;
+	if (fc->purpose == FS_CONTEXT_FOR_RECONFIGURE) {
 		*opts = TWINFS_SB(fc->root->d_sb)->opts;
+		opts->nvram = NULL;
+		if (TWINFS_SB(fc->root->d_sb)->opts.nvram) {
+			opts->nvram = kstrdup(TWINFS_SB(fc->root->d_sb)->opts.nvram,
+					      GFP_KERNEL);
+			if (!opts->nvram) {
+				kfree(opts);
+				return -ENOMEM;
+			}
+		}
+	}
 	fc->fs_private = opts;
 	fc->ops = &twinfs_context_ops;
 	return 0;

@@ -4,7 +4,7 @@
  * one value per file.
  */
 #include <linux/sysfs.h>
-#include "twinfs.h"
+#include "cm.h"
 
 static struct kset *twinfs_kset;
 
@@ -85,6 +85,60 @@ static ssize_t pages_restored_show(struct twinfs_sb_info *sbi, char *buf)
 	return sysfs_emit(buf, "%lld\n", atomic64_read(&sbi->pages_restored));
 }
 
+static ssize_t cm_device_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", twinfs_cm_device(sbi->sb));
+}
+
+static ssize_t cm_size_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	u64 size, used;
+
+	twinfs_cm_stats(sbi->sb, &size, &used);
+	return sysfs_emit(buf, "%llu\n", size);
+}
+
+static ssize_t cm_used_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	u64 size, used;
+
+	twinfs_cm_stats(sbi->sb, &size, &used);
+	return sysfs_emit(buf, "%llu\n", used);
+}
+
+static ssize_t last_seq_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", twinfs_cm_last_seq(sbi->sb));
+}
+
+static ssize_t cp_seq_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", twinfs_cp_seq(sbi->sb));
+}
+
+static ssize_t cp_count_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", twinfs_cp_count(sbi->sb));
+}
+
+static ssize_t cp_dirty_blocks_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", twinfs_cp_dirty(sbi->sb));
+}
+
+static ssize_t records_replayed_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", sbi->records_replayed);
+}
+
+TWINFS_ATTR_RO(cm_device);
+TWINFS_ATTR_RO(cm_size);
+TWINFS_ATTR_RO(cm_used);
+TWINFS_ATTR_RO(last_seq);
+TWINFS_ATTR_RO(cp_seq);
+TWINFS_ATTR_RO(cp_count);
+TWINFS_ATTR_RO(cp_dirty_blocks);
+TWINFS_ATTR_RO(records_replayed);
 TWINFS_ATTR_RO(format_version);
 TWINFS_ATTR_RO(ops_rolled_back);
 TWINFS_ATTR_RO(pages_restored);
@@ -111,6 +165,14 @@ static struct attribute *twinfs_attrs[] = {
 	&twinfs_attr_state.attr,
 	&twinfs_attr_ops_rolled_back.attr,
 	&twinfs_attr_pages_restored.attr,
+	&twinfs_attr_cm_device.attr,
+	&twinfs_attr_cm_size.attr,
+	&twinfs_attr_cm_used.attr,
+	&twinfs_attr_last_seq.attr,
+	&twinfs_attr_cp_seq.attr,
+	&twinfs_attr_cp_count.attr,
+	&twinfs_attr_cp_dirty_blocks.attr,
+	&twinfs_attr_records_replayed.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(twinfs);

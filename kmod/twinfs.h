@@ -4,6 +4,8 @@
  *
  * Locking (outermost first):
  *   1. VFS i_rwsem of directories and files (the VFS takes it).
+ *   1a. twinfs_op_begin(): change-memory credit, then the consistency
+ *      point freeze lock, shared (cm.h has the locks of cm and cp).
  *   2. twinfs_inode_info.map_sem: the inode's extent map (read to look a
  *      block up, write to allocate or truncate).  Taken by get_block from
  *      page-cache paths that do not hold i_rwsem (readahead, writeback).
@@ -25,6 +27,7 @@
 #include "twinfs_core.h"
 
 #define TWINFS_LINK_MAX 65000
+#define TWINFS_CP_INTERVAL_MS 5000u
 
 /*
  * A metadata buffer whose checksum and structure were checked after it was
@@ -41,14 +44,23 @@ enum twinfs_errors { TWINFS_ERRORS_CONTINUE, TWINFS_ERRORS_RO };
 struct twinfs_mount_opts {
 	enum twinfs_errors errors;
 	bool fault_inject;		/* test mounts: arm fault points */
+	char *nvram;			/* change memory device, or NULL */
+	u32 node;			/* this node's id (its CP area) */
+	u32 cp_interval_ms;		/* consistency point period */
 };
+
+struct twinfs_cm;
+struct twinfs_cp;
 
 struct twinfs_fault;
 
 struct twinfs_ag {
-	struct mutex lock;		/* bitmaps and the counts below */
+	struct mutex lock;		/* bitmaps, view, busy, counts */
 	u32 free_blocks;
 	u32 free_inodes;
+	u8 *view;			/* block bitmap | busy[0] | busy[1] */
+	u8 *busy[2];			/* freed, per CP generation */
+	u32 nbusy[2];
 };
 
 struct twinfs_sb_info {
@@ -64,6 +76,11 @@ struct twinfs_sb_info {
 	struct twinfs_fault *fault;	/* NULL unless fault_inject */
 	atomic64_t ops_rolled_back;
 	atomic64_t pages_restored;
+	struct twinfs_cm *cm;		/* change memory (nvram.c) */
+	struct twinfs_cp *cp;		/* consistency points (cp.c) */
+	bool replaying;			/* mount: records are replayed */
+	u64 replay_ino;			/* replay: the inode to create */
+	u64 records_replayed;
 	struct kobject kobj;		/* /sys/fs/twinfs/<dev> */
 	struct completion kobj_unregister;
 };
@@ -75,6 +92,7 @@ struct twinfs_inode_info {
 	struct twinfs_extent ext[TWINFS_INLINE_EXTENTS];
 	u32 flags;
 	bool undone;			/* creation rolled back: free nothing */
+	bool mmap_dirty;		/* written through mmap since fsync */
 	struct inode vfs_inode;
 };
 
@@ -108,6 +126,7 @@ struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 			       const char *symname);
 void twinfs_discard_new_inode(struct inode *inode);
 int twinfs_write_inode(struct inode *inode, struct writeback_control *wbc);
+int twinfs_write_inode_meta(struct inode *inode);
 void twinfs_evict_inode(struct inode *inode);
 int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
 		   struct iattr *attr);
@@ -161,6 +180,7 @@ extern const struct file_operations twinfs_file_operations;
 extern const struct inode_operations twinfs_file_inode_operations;
 extern const struct inode_operations twinfs_symlink_inode_operations;
 extern const struct address_space_operations twinfs_aops;
+int twinfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 
 /* sysfs.c */
 int twinfs_sysfs_init(void);

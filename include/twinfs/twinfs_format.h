@@ -174,6 +174,58 @@ struct twinfs_dirent {
 #define TWINFS_DIR_LEAF_SPACE \
 	(TWINFS_BLOCK_SIZE - sizeof(struct twinfs_dir_leaf_hdr))
 
+/*
+ * Consistency points (Documentation/design.md, "Consistency points").
+ * Node n's area (node_area_start + n * node_area_blocks, node_area_blocks
+ * blocks) holds:
+ *
+ *   +0, +1   two copies of struct twinfs_cp_header; the valid copy with
+ *            the higher c_update is the header (a torn write leaves the
+ *            other one)
+ *   +2 ..    the CP journal: c_jdesc_blocks descriptor blocks (arrays of
+ *            struct twinfs_cp_jent, one per journalled block, in order),
+ *            then c_jblocks block images
+ *
+ * A consistency point copies every metadata block changed since the last
+ * one into the journal, flushes, writes the header with c_jstate
+ * TWINFS_CP_JOURNAL_COMMITTED and c_jseq, writes the blocks home, flushes,
+ * and writes the header again with c_cp_seq = c_jseq and the journal
+ * empty.  Mount finds a committed journal and writes it home first.  The
+ * disk then holds exactly the changes of every change record with seq <=
+ * c_cp_seq.  An all-zero area is a file system never mounted: c_cp_seq 0.
+ */
+#define TWINFS_CP_MAGIC		0x54574350u	/* "TWCP" */
+#define TWINFS_CP_HDR_BLOCKS	2u
+#define TWINFS_CP_JOURNAL_EMPTY		0u
+#define TWINFS_CP_JOURNAL_COMMITTED	1u
+#define TWINFS_CP_JENTS_PER_BLOCK	(TWINFS_BLOCK_SIZE / 16u)
+
+struct twinfs_cp_header {
+	__le32 c_magic;			/* TWINFS_CP_MAGIC */
+	__le32 c_version;		/* TWINFS_FORMAT_VERSION */
+	__u8   c_uuid[16];		/* the file system's s_uuid */
+	__le32 c_node_id;
+	__le32 c_jstate;		/* TWINFS_CP_JOURNAL_* */
+	__le64 c_update;		/* header writes; copy c_update % 2 */
+	__le64 c_cp_seq;		/* last change record on disk */
+	__le64 c_cp_count;		/* consistency points written */
+	__le64 c_jseq;			/* COMMITTED: c_cp_seq once home */
+	__le32 c_jblocks;		/* COMMITTED: block images */
+	__le32 c_jdesc_blocks;		/* COMMITTED: descriptor blocks */
+	__le32 c_jdesc_crc;		/* crc32c of the descriptor blocks */
+	__u8   c_pad[TWINFS_BLOCK_SIZE - 80];
+	__le32 c_checksum;		/* crc32c of the block, this field 0 */
+};
+
+/* One journalled block: where it goes and the crc32c of its image.  Every
+ * crc here is the standard crc32c (seed ~0, result inverted); c_jdesc_crc
+ * covers the c_jdesc_blocks descriptor blocks, whole, in order. */
+struct twinfs_cp_jent {
+	__le64 j_home;
+	__le32 j_crc;
+	__le32 j_pad;
+};
+
 #ifdef __cplusplus
 #define TWINFS_STATIC_ASSERT(c, m) static_assert(c, m)
 #else
@@ -187,5 +239,9 @@ TWINFS_STATIC_ASSERT(sizeof(struct twinfs_ext_leaf) == TWINFS_BLOCK_SIZE,
 		     "extent leaf is one block");
 TWINFS_STATIC_ASSERT(sizeof(struct twinfs_dir_header) == TWINFS_BLOCK_SIZE,
 		     "directory header is one block");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_cp_header) == TWINFS_BLOCK_SIZE,
+		     "consistency point header is one block");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_cp_jent) == 16,
+		     "journal entry size");
 
 #endif /* TWINFS_FORMAT_H */

@@ -183,6 +183,11 @@ int twinfs_cm_put_bytes(struct twinfs_cm_builder *b, u16 type,
 	return b->err;
 }
 
+void *twinfs_cm_put_space(struct twinfs_cm_builder *b, u16 type, u32 len)
+{
+	return put_attr(b, type, len);
+}
+
 static void rec_hdr_crc(u8 *rec)
 {
 	put32(rec + R_HDR_CRC,
@@ -228,22 +233,32 @@ void twinfs_cm_rec_seal(void *rec, u64 seq, u64 acked_upto, u32 gen)
 /* Decoding                                                         */
 /* ---------------------------------------------------------------- */
 
+/* What is wrong with the header of the record at p (avail bytes, lap
+ * generation gen), or NULL: the magic first, the checksum after it. */
+static const char *rec_hdr_bad(const u8 *p, u32 avail, u32 gen)
+{
+	/* Even an empty record takes one 64-byte line. */
+	if (avail < twinfs_cm_rec_size(0))
+		return "record header beyond the end of its space";
+	if (get32(p + R_MAGIC) != TWINFS_CM_REC_MAGIC)
+		return "bad record magic";
+	if (get32(p + R_HDR_CRC) !=
+	    twinfs_csum_block(p, TWINFS_CM_REC_HDR_SIZE, R_HDR_CRC))
+		return "record header checksum mismatch";
+	if (get32(p + R_GEN) != gen)
+		return "record of another lane generation";
+	return NULL;
+}
+
 int twinfs_cm_rec_check(const void *buf, u32 avail, u32 gen,
 			struct twinfs_cm_rec_info *ri, const char **why)
 {
 	const u8 *p = buf;
+	const char *msg = rec_hdr_bad(p, avail, gen);
 	u32 len, size;
 
-	/* Even an empty record takes one 64-byte line. */
-	if (avail < twinfs_cm_rec_size(0))
-		return bad(why, "record header beyond the end of its space");
-	if (get32(p + R_MAGIC) != TWINFS_CM_REC_MAGIC)
-		return bad(why, "bad record magic");
-	if (get32(p + R_HDR_CRC) !=
-	    twinfs_csum_block(p, TWINFS_CM_REC_HDR_SIZE, R_HDR_CRC))
-		return bad(why, "record header checksum mismatch");
-	if (get32(p + R_GEN) != gen)
-		return bad(why, "record of another lane generation");
+	if (msg)
+		return bad(why, msg);
 	len = get32(p + R_LEN);
 	if (len > TWINFS_CM_PAYLOAD_MAX)
 		return bad(why, "record payload longer than the maximum");
@@ -582,6 +597,66 @@ static u32 ring_dist(u32 size, u32 from, u32 from_gen, u32 to, u32 to_gen)
 	return to_gen == from_gen ? to - from : size - from + to;
 }
 
+/*
+ * Whether a whole record of generation gen with a seq above last_seq
+ * begins at some 64-byte boundary in [from, limit) (both multiples of
+ * 64).  Stale records of other laps fail on their generation, after the
+ * magic and the 40-byte header checksum: only a record of the lap costs
+ * a payload checksum.
+ */
+static bool later_record(const u8 *base, u32 from, u32 limit, u32 gen,
+			 u64 last_seq)
+{
+	struct twinfs_cm_rec_info ri;
+	u32 p;
+
+	for (p = from; p < limit; p += TWINFS_CM_REC_ALIGN) {
+		if (get32(base + p + R_MAGIC) != TWINFS_CM_REC_MAGIC)
+			continue;
+		if (!twinfs_cm_rec_check(base + p, limit - p, gen, &ri, NULL) &&
+		    ri.seq > last_seq)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Where the walk stopped: the tail, the skipped end of a lap, or a record
+ * that is not whole.  A lane is written in order, each record whole before
+ * the next begins, so only its last record can be torn: one with a record
+ * of the lane after it is corruption.  The walk took the first lap
+ * (generation gen, from the head) up to end1, after the record with seq
+ * last1; then the second lap (gen + 1, from 0, never past the head) up to
+ * end2, after last2, taking n2 records there (end2 0, last2 last1 and n2
+ * 0 when it did not wrap).  A record stood at end1 if its header survived
+ * or if its lap goes on after it (a lap has no holes); a record stands at
+ * end2 if its lap goes on after it (the second lap begins at 0, the first
+ * may have ended anywhere).  True with *bad_off at such a record.
+ */
+static bool cut_short(const u8 *base, u32 lane_size, u32 head, u32 gen,
+		      u32 end1, u64 last1, u32 end2, u64 last2, u32 n2,
+		      u32 *bad_off)
+{
+	bool later2;
+
+	later2 = end2 < head &&
+		 later_record(base, end2 + TWINFS_CM_REC_ALIGN, head, gen + 1,
+			      last2);
+	if (end1 < lane_size &&
+	    (later_record(base, end1 + TWINFS_CM_REC_ALIGN, lane_size, gen,
+			  last1) ||
+	     (!rec_hdr_bad(base + end1, lane_size - end1, gen) &&
+	      (n2 || later2)))) {
+		*bad_off = end1;
+		return true;
+	}
+	if (later2) {
+		*bad_off = end2;
+		return true;
+	}
+	return false;
+}
+
 int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 			u32 head, u32 gen, struct twinfs_cm_scan_ent *ents,
 			u32 max_ents, struct twinfs_cm_scan *res,
@@ -592,8 +667,9 @@ int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 	struct twinfs_cm_attrs a;
 	struct twinfs_cm_scan_ent *e;
 	u32 pos = head, g = gen, limit = lane_size;
+	u32 end1 = 0, n1 = 0;
 	bool wrapped = false;
-	u64 last_seq = 0;
+	u64 last_seq = 0, last1 = 0;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -611,6 +687,9 @@ int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 			 * found no room before the end and went on at 0 with
 			 * the next generation (never past the head).
 			 */
+			end1 = pos;
+			last1 = last_seq;
+			n1 = res->count;
 			if (head && !twinfs_cm_rec_check(base, head, g + 1, &ri,
 							 NULL)) {
 				wrapped = true;
@@ -618,10 +697,6 @@ int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 				g++;
 				limit = head;
 				continue;
-			}
-			if (pos == lane_size) {
-				pos = 0;
-				g++;
 			}
 			break;
 		}
@@ -647,6 +722,15 @@ int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,
 		e->op = ri.op;
 		last_seq = ri.seq;
 		pos += ri.size;
+	}
+	if (cut_short(base, lane_size, head, gen, end1, last1,
+		      wrapped ? pos : 0, last_seq, res->count - n1,
+		      &res->bad_off))
+		return bad(why, "corrupt record before the end of the lane");
+	if (!wrapped && pos == lane_size) {
+		/* The lap ended at the end of the lane. */
+		pos = 0;
+		g++;
 	}
 	res->tail = pos;
 	res->tail_gen = g;

@@ -11,7 +11,11 @@
  *
  * Writers must take a record's seq and its place in the lane together
  * (under the lane's lock), so along a lane seqs increase; the scanner
- * treats anything else as corruption.
+ * treats anything else as corruption.  They must also make each record
+ * durable before the next one of its lane begins (also under the lock), so
+ * that a crash can tear only the last record of a lane: the scanner takes
+ * a record that is not whole with a record of its lane after it for
+ * corruption too.
  */
 #ifndef TWINFS_CM_CORE_H
 #define TWINFS_CM_CORE_H
@@ -56,6 +60,10 @@ int twinfs_cm_put_time(struct twinfs_cm_builder *b, u16 type, __s64 sec,
 		       u32 nsec);
 int twinfs_cm_put_bytes(struct twinfs_cm_builder *b, u16 type,
 			const void *v, u32 len);
+/* Room for an attribute of len value bytes that the caller fills in
+ * before twinfs_cm_rec_end (say, data gathered from several pages):
+ * a pointer to the value, or NULL with the error kept in b->err. */
+void *twinfs_cm_put_space(struct twinfs_cm_builder *b, u16 type, u32 len);
 /* Fills the header (checksums included) and zeroes the padding.  Returns
  * the record's size in the lane (twinfs_cm_rec_size()) or the error. */
 int twinfs_cm_rec_end(struct twinfs_cm_builder *b, u64 seq, u64 acked_upto,
@@ -170,8 +178,13 @@ struct twinfs_cm_scan {
  * stops at the first position holding no record of the lap's generation;
  * there, if offset 0 holds a record of generation gen + 1, the writer had
  * wrapped: the walk goes on from 0 up to the head.  Where it stops for
- * good is the tail.  0; -EUCLEAN when a record whose framing is valid has
- * bad contents or a seq not above its predecessor's (res->bad_off says
+ * good is the tail, unless a record stood there that is not whole while
+ * the lane goes on after it: a record of the lap's generation with a
+ * higher seq later in the lap (found 64 bytes at a time), or, if the
+ * record's header survived, any record of the next lap.  Only the last
+ * record of a lane can be torn, so that record is corrupt.  0; -EUCLEAN
+ * when a record whose framing is valid has bad contents or a seq not above
+ * its predecessor's, or for such a corrupt record (res->bad_off says
  * where); -ENOSPC when ents is too small; -EINVAL for a bad head or size.
  */
 int twinfs_cm_lane_scan(const void *lane, u32 lane_size, u32 lane_idx,

@@ -1341,14 +1341,23 @@ TEST_CASE("scan: a torn tail (header valid, payload checksum wrong) is the tail"
 	Bytes torn = write_rec(5, 4, 2, 256);
 	std::fill(torn.begin() + 64, torn.end(), 0);
 	put(lane, off, torn);
-	// And a later record that did reach it in full.
-	put(lane, off + 256, write_rec(6, 4, 2, 256));
+	// After it, what an earlier lap left.
+	put(lane, off + 256, write_rec(6, 4, 1, 256));
 
 	const Scanned s = scan(lane, 0, 2);
 	REQUIRE(s.ret == 0);
 	CHECK(s.res.count == 4);
 	CHECK(s.res.tail == off);
 	CHECK(s.res.tail_gen == 2);
+
+	// A lane is written in order, each record whole before the next: a
+	// later record of the lap means record 5 was whole once.
+	put(lane, off + 256, write_rec(6, 4, 2, 256));
+	const Scanned c = scan(lane, 0, 2);
+	CHECK(c.ret == -EUCLEAN);
+	CHECK(c.why == "corrupt record before the end of the lane");
+	CHECK(c.res.bad_off == off);
+	put(lane, off + 256, write_rec(6, 4, 1, 256));
 
 	// A torn header line is no record too.
 	Bytes torn_hdr = write_rec(5, 4, 2, 256);
@@ -1434,6 +1443,269 @@ TEST_CASE("scan: a lap ending exactly at the lane end", "[cm][scan]")
 	// Without the lap 2 record: tail (0, gen 2), the lap ended at the end.
 	put(lane, 0, write_rec(1, 0, 1, 256));
 	s = scan(lane, 512, 1);
+	CHECK(s.res.count == 6);
+	CHECK(s.res.tail == 0);
+	CHECK(s.res.tail_gen == 2);
+}
+
+// A lane is written in order, each record whole before the next one begins
+// (under the lane's lock), so only its last record can be torn.  A record
+// that is not whole with a later record of its lane after it was whole once:
+// corruption of a record that may have been acknowledged, not a tail.
+
+// Lap 4 of a 4096-byte lane from 0: six 256-byte records, seq 2, 4, .. 12.
+Bytes six_records()
+{
+	Bytes lane(4096, 0);
+	for (u64 i = 0; i < 6; i++)
+		put(lane, static_cast<u32>(i * 256), write_rec(2 * i + 2, 2 * i + 1, 4, 256));
+	return lane;
+}
+
+void check_corrupt_at(const Scanned &s, u32 off)
+{
+	CHECK(s.ret == -EUCLEAN);
+	CHECK(s.why == "corrupt record before the end of the lane");
+	CHECK(s.res.bad_off == off);
+}
+
+TEST_CASE("scan: a corrupt payload byte of a middle record is corruption, not a tail",
+	  "[cm][scan]")
+{
+	Bytes lane = six_records();
+	REQUIRE(scan(lane, 0, 4).res.count == 6);
+	// The third record (seq 6, at 512) rots in its payload.
+	lane[512 + 100] ^= 0x10;
+	REQUIRE(twinfs_cm_rec_check(&lane[512], 4096 - 512, 4, nullptr, nullptr) ==
+		-EUCLEAN);
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	// From a head at the record itself, or with the lane's entries all
+	// but used up: the same.
+	check_corrupt_at(scan(lane, 512, 4), 512);
+	check_corrupt_at(scan(lane, 0, 4, 0, 2), 512);
+	// Only the last record of the lane is left after it.
+	std::fill(lane.begin() + 768, lane.begin() + 1280, 0);
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	// Without it, the broken record is the last one: a torn tail.
+	std::fill(lane.begin() + 1280, lane.begin() + 1536, 0);
+	const Scanned s = scan(lane, 0, 4);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 2);
+	CHECK(s.res.tail == 512);
+	CHECK(s.res.tail_gen == 4);
+}
+
+TEST_CASE("scan: a corrupt header of a middle record is corruption, not a tail",
+	  "[cm][scan]")
+{
+	const Bytes good = six_records();
+	Bytes lane = good;
+	lane[512 + 8] ^= 0x01;				// seq: header checksum
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	lane = good;
+	std::fill(lane.begin() + 512, lane.begin() + 516, 0);	// magic
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	lane = good;
+	lane[512 + 36] ^= 0x01;				// generation
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	lane = good;
+	std::fill(lane.begin() + 512, lane.begin() + 768, 0);	// all of it
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	// What an earlier lap left there, whole, is no record of this lap.
+	put(lane, 512, write_rec(6, 5, 3, 256));
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	// A length beyond the lane (header checksum fixed up to match).
+	lane = good;
+	wr32(&lane[512 + 28], 4096);
+	twinfs_cm_rec_seal(&lane[512], 6, 5, 4);
+	check_corrupt_at(scan(lane, 0, 4), 512);
+	// The first record of the walk.
+	lane = good;
+	lane[0] ^= 0xff;
+	check_corrupt_at(scan(lane, 0, 4), 0);
+}
+
+TEST_CASE("scan: a torn last record with garbage after it ends the lane", "[cm][scan]")
+{
+	auto rng = twinfs_test::make_rng(0x7042);
+	Bytes lane(4096, 0);
+	for (size_t i = 0; i < lane.size(); i += 8)
+		wr64(&lane[i], rng());
+	// Garbage that starts like records: magic on every line.
+	for (u32 o = 0; o < 4096; o += 64)
+		wr32(&lane[o], TWINFS_CM_REC_MAGIC);
+	for (u64 i = 0; i < 4; i++)
+		put(lane, static_cast<u32>(i * 256), write_rec(i + 1, i, 9, 256));
+	const Bytes before = lane;
+	for (int tear = 0; tear < 4; tear++) {
+		lane = before;
+		Bytes torn = write_rec(5, 4, 9, 256);
+		switch (tear) {
+		case 0:		// the header line only
+			std::copy_n(torn.begin(), 64, lane.begin() + 1024);
+			break;
+		case 1:		// all but the header line
+			std::copy(torn.begin() + 64, torn.end(), lane.begin() + 1024);
+			break;
+		case 2:		// all but one line of the payload
+			std::copy(torn.begin(), torn.end() - 64, lane.begin() + 1024);
+			break;
+		default:	// nothing at all
+			break;
+		}
+		INFO("tear " << tear);
+		const Scanned s = scan(lane, 0, 9);
+		REQUIRE(s.ret == 0);
+		CHECK(s.res.count == 4);
+		CHECK(s.res.tail == 1024);
+		CHECK(s.res.tail_gen == 9);
+		CHECK(s.res.used == 1024);
+	}
+
+	// A torn record that ends the lap at the end of the lane.
+	Bytes full(2048, 0);
+	for (u64 i = 0; i < 7; i++)
+		put(full, static_cast<u32>(i * 256), write_rec(i + 1, i, 9, 256));
+	Bytes torn = write_rec(8, 7, 9, 256);
+	std::copy_n(torn.begin(), 64, full.begin() + 1792);
+	const Scanned f = scan(full, 0, 9);
+	REQUIRE(f.ret == 0);
+	CHECK(f.res.count == 7);
+	CHECK(f.res.tail == 1792);
+	CHECK(f.res.tail_gen == 9);
+}
+
+TEST_CASE("scan: stale records of older generations after the tail do not count",
+	  "[cm][scan]")
+{
+	Bytes lane(4096, 0);
+	// Laps 2 and 3 filled the lane with 128-byte and 256-byte records;
+	// lap 4 wrote three 512-byte records from 0.  The seqs of the stale
+	// records are no help: a lane reset starts again from lower seqs.
+	for (u32 o = 0; o < 4096; o += 128)
+		put(lane, o, write_rec(5000 + o, 4999 + o, 2, 128));
+	for (u32 o = 1024; o < 4096; o += 256)
+		put(lane, o, write_rec(9000 + o, 8999 + o, 3, 256));
+	for (u32 i = 0; i < 3; i++)
+		put(lane, i * 512, write_rec(10 + i, 9 + i, 4, 512));
+	Scanned s = scan(lane, 0, 4);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 3);
+	CHECK(s.res.tail == 1536);
+	CHECK(s.res.tail_gen == 4);
+
+	// The same with a torn record at the tail.
+	Bytes torn = write_rec(13, 12, 4, 512);
+	std::copy_n(torn.begin(), 64, lane.begin() + 1536);
+	s = scan(lane, 0, 4);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 3);
+	CHECK(s.res.tail == 1536);
+
+	// A record of the lap with a seq not above the last one's is no
+	// witness either (it cannot have been written after it).
+	put(lane, 2560, write_rec(12, 11, 4, 256));
+	s = scan(lane, 0, 4);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 3);
+	// With a higher seq it is.
+	put(lane, 2560, write_rec(14, 13, 4, 256));
+	check_corrupt_at(scan(lane, 0, 4), 1536);
+}
+
+TEST_CASE("scan: corruption before the end of a wrapped lane", "[cm][scan]")
+{
+	// As in the wrap test: lap 7 from the head at 2048 up to 3840 (seq
+	// 20 .. 26, 256 bytes each), a stale lap 6 record in the skipped end,
+	// lap 8 at 0, 512, 1024 (seq 27 .. 29).
+	Bytes good(4096, 0);
+	u64 seq = 20;
+	for (u32 off = 2048; off < 3840; off += 256, seq++)
+		put(good, off, write_rec(seq, seq - 1, 7, 256));
+	put(good, 3840, write_rec(999, 0, 6, 128));
+	for (u32 off = 0; off < 1536; off += 512, seq++)
+		put(good, off, write_rec(seq, seq - 1, 8, 512));
+	const Scanned ok = scan(good, 2048, 7);
+	REQUIRE(ok.ret == 0);
+	REQUIRE(ok.res.count == 10);
+	REQUIRE(ok.res.tail == 1536);
+
+	// In the middle of the second lap.
+	Bytes lane = good;
+	lane[512 + 200] ^= 0x04;
+	check_corrupt_at(scan(lane, 2048, 7), 512);
+	// The first record of the second lap: the walk cannot even see the
+	// wrap, the records after it say there was one.
+	lane = good;
+	lane[0 + 300] ^= 0x04;
+	check_corrupt_at(scan(lane, 2048, 7), 0);
+	lane[0 + 9] ^= 0x04;				// its header too
+	check_corrupt_at(scan(lane, 2048, 7), 0);
+	// In the middle of the first lap.
+	lane = good;
+	lane[2560 + 100] ^= 0x04;
+	check_corrupt_at(scan(lane, 2048, 7), 2560);
+	// The last record of the first lap, its header whole: the second lap
+	// was written after it.
+	lane = good;
+	lane[3584 + 100] ^= 0x04;
+	check_corrupt_at(scan(lane, 2048, 7), 3584);
+	// ... its header lost too: that looks like the end of the lap the
+	// writer skipped, so the walk goes on (the plan still sees the loss
+	// through acked_upto, from the records after it).
+	lane[3584 + 9] ^= 0x04;
+	Scanned s = scan(lane, 2048, 7);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 9);
+	CHECK(s.res.tail == 1536);
+	{
+		twinfs_cm_plan plan;
+		const char *why = nullptr;
+		CHECK(twinfs_cm_plan_replay(s.ents.data(), s.res.count, 19, &plan, &why) ==
+		      -EUCLEAN);
+		CHECK(plan.bad_seq == 26);
+	}
+
+	// A torn last record of the second lap is its tail.
+	lane = good;
+	const Bytes torn = write_rec(30, 29, 8, 512);
+	std::copy_n(torn.begin(), 64, lane.begin() + 1536);
+	s = scan(lane, 2048, 7);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 10);
+	CHECK(s.res.tail == 1536);
+	CHECK(s.res.tail_gen == 8);
+	// The head bounds the second lap: a record of it crossing the head is
+	// no witness.  (Head 1792 with nothing of lap 7 left.)
+	Bytes lane2(4096, 0);
+	put(lane2, 1792, write_rec(998, 0, 6, 256));	// stale
+	for (u32 o = 0; o < 1024; o += 512)
+		put(lane2, o, write_rec(100 + o, 99 + o, 8, 512));
+	std::copy_n(torn.begin(), 64, lane2.begin() + 1024);
+	put(lane2, 1536, write_rec(5000, 4999, 8, 512));	// 1536 .. 2048
+	s = scan(lane2, 1792, 7);
+	REQUIRE(s.ret == 0);
+	CHECK(s.res.count == 2);
+	CHECK(s.res.tail == 1024);
+	CHECK(s.res.tail_gen == 8);
+	// Within the head it is one.
+	put(lane2, 1536, write_rec(5000, 4999, 8, 256));	// 1536 .. 1792
+	check_corrupt_at(scan(lane2, 1792, 7), 1024);
+
+	// A lap ending exactly at the lane end, the next one beginning with a
+	// corrupt record.
+	Bytes ex(2048, 0);
+	for (u32 off = 0, q = 1; off < 2048; off += 256, q++)
+		put(ex, off, write_rec(q, q - 1, 1, 256));
+	put(ex, 0, write_rec(9, 8, 2, 256));
+	put(ex, 256, write_rec(10, 9, 2, 256));
+	REQUIRE(scan(ex, 512, 1).ret == 0);
+	ex[100] ^= 0x01;
+	check_corrupt_at(scan(ex, 512, 1), 0);
+	// Without the record after it, the torn one is the tail.
+	put(ex, 256, write_rec(2, 1, 1, 256));
+	s = scan(ex, 512, 1);
+	REQUIRE(s.ret == 0);
 	CHECK(s.res.count == 6);
 	CHECK(s.res.tail == 0);
 	CHECK(s.res.tail_gen == 2);
@@ -2052,16 +2324,19 @@ namespace {
 struct ModelStats {
 	u64 records = 0, crashes = 0, wraps = 0, torn = 0, replayed = 0, discarded = 0;
 	u64 fallbacks = 0, enospc = 0, trims = 0, acked = 0;
-	u64 bitrot = 0, bitrot_detected = 0;
+	u64 bitrot = 0, bitrot_detected = 0, bitrot_scan = 0;
 };
 
 // The change memory of one node as the writers of the kernel would drive
 // it.  Every record is first written to `cache` (the CPU's view); a flush
-// copies it to `media` (the NVRAM).  A crash keeps the media plus, for each
-// record not flushed yet, nothing, all, or a random subset of its cache
-// lines.  The group-commit watermark W is the highest seq up to which every
-// record is flushed; a thread's operation is acknowledged once W reaches its
-// seq.
+// copies it to `media` (the NVRAM).  The records of one lane reach the
+// media in lane order (the kernel makes each durable under the lane's
+// lock), those of different lanes in any order.  A crash keeps the media
+// plus, in each lane, all of its first few records not flushed yet, then
+// of the next one nothing or a random subset of its cache lines, and
+// nothing of the rest.  The group-commit watermark W is the highest seq up
+// to which every record is flushed; a thread's operation is acknowledged
+// once W reaches its seq.
 class CrashModel {
 public:
 	CrashModel(std::mt19937_64 &rng, u32 lanes, u32 threads, ModelStats &stats)
@@ -2165,7 +2440,12 @@ private:
 	{
 		if (unflushed_.empty())
 			return;
-		const size_t i = uniform<size_t>(rng_, 0, unflushed_.size() - 1);
+		// A random lane with records in flight: its oldest one.
+		size_t i = uniform<size_t>(rng_, 0, unflushed_.size() - 1);
+		const u32 lane = recs_.at(unflushed_[i]).lane;
+		for (size_t k = 0; k < unflushed_.size(); k++)
+			if (recs_.at(unflushed_[k]).lane == lane && unflushed_[k] < unflushed_[i])
+				i = k;
 		const u64 seq = unflushed_[i];
 		unflushed_[i] = unflushed_.back();
 		unflushed_.pop_back();
@@ -2217,12 +2497,19 @@ private:
 	{
 		stats_.crashes++;
 		Bytes img = media_;
-		// Records in flight: nothing, everything, or some cache lines.
-		for (u64 seq : unflushed_) {
+		// Records in flight, in lane order: everything, until one gets
+		// nothing or some cache lines; then nothing more of its lane.
+		std::vector<u64> flying = unflushed_;
+		std::sort(flying.begin(), flying.end());
+		std::vector<bool> cut(lanes_, false);
+		for (u64 seq : flying) {
 			const auto &r = recs_.at(seq);
 			u8 *dst = lane_at(img, r.lane, r.off);
+			if (cut[r.lane])
+				continue;
 			switch (uniform<unsigned>(rng_, 0, 2)) {
 			case 0:
+				cut[r.lane] = true;
 				break;
 			case 1:
 				std::copy(r.bytes.begin(), r.bytes.end(), dst);
@@ -2232,6 +2519,7 @@ private:
 					if (uniform<unsigned>(rng_, 0, 1))
 						std::copy_n(r.bytes.begin() + static_cast<long>(o),
 							    64, dst + o);
+				cut[r.lane] = true;
 				stats_.torn++;
 				break;
 			}
@@ -2276,6 +2564,18 @@ private:
 							  ents.data(),
 							  static_cast<u32>(ents.size()), &res, &why);
 			INFO("lane " << l << ": " << (why ? why : ""));
+			if (r == -EUCLEAN && rot) {
+				// A durable record with a later one in its lane:
+				// found by the scan, at the record.
+				const auto &rr = recs_.at(rot);
+				CHECK(std::string(why) ==
+				      "corrupt record before the end of the lane");
+				CHECK(rr.lane == l);
+				CHECK(res.bad_off == rr.off);
+				stats_.bitrot_detected++;
+				stats_.bitrot_scan++;
+				return false;
+			}
 			REQUIRE(r == 0);
 			all.insert(all.end(), ents.begin(), ents.begin() + res.count);
 			ns.push_back(lane_state(lane_size_, head, gen, res.tail, res.tail_gen));
@@ -2406,7 +2706,8 @@ TEST_CASE("model: after any crash the plan replays exactly the acknowledged pref
 			<< " discarded " << stats.discarded << " header fallbacks "
 			<< stats.fallbacks << " full lanes " << stats.enospc << " trims "
 			<< stats.trims << " acked " << stats.acked << " bit rot " << stats.bitrot
-			<< " detected " << stats.bitrot_detected);
+			<< " detected " << stats.bitrot_detected << " by the scan "
+			<< stats.bitrot_scan);
 	// The model reached every case it is there for.
 	CHECK(stats.wraps > 0);
 	CHECK(stats.torn > 0);
@@ -2415,9 +2716,10 @@ TEST_CASE("model: after any crash the plan replays exactly the acknowledged pref
 	CHECK(stats.fallbacks > 0);
 	CHECK(stats.enospc > 0);
 	CHECK(stats.bitrot_detected > 0);
+	CHECK(stats.bitrot_scan > 0);
 	WARN("model: " << stats.records << " records, " << stats.crashes << " crashes, "
 		       << stats.wraps << " wraps, " << stats.torn << " torn, " << stats.replayed
 		       << " replayed, " << stats.discarded << " discarded, " << stats.fallbacks
 		       << " header fallbacks, " << stats.bitrot_detected << "/" << stats.bitrot
-		       << " bit rot detected");
+		       << " bit rot detected (" << stats.bitrot_scan << " by the scan)");
 }

@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: the change memory (seeds 001, 004), the NVRAM region in which
+ * every change is recorded before the caller is answered.
+ *
+ * The region (format in include/twinfs/twinfs_cm.h) lives on a block
+ * device given by nvram=, normally a pmem namespace.  twinfs keeps an image
+ * of the whole region in memory: records are built in place in the image
+ * and the sectors they cover are written with FUA.  On pmem that write is a
+ * synchronous memcpy_flushcache inside submit_bio, works in every namespace
+ * mode (raw, sector, fsdax) and costs a bio set-up; DAX would save that
+ * but needs an fsdax namespace with struct pages.  Without nvram= the image
+ * is all there is: a volatile change memory, which a crash loses.
+ *
+ * Writers pick a lane by thread, take room for their records (credit) when
+ * the operation begins, and append under the lane's mutex only: threads of
+ * different lanes never share a lock.  A record's seq is taken under its
+ * lane's lock, so seqs increase along a lane.  An operation returns only
+ * when every seq up to its own is durable (the durable watermark), so a
+ * replay that stops at the first missing seq never drops an answered one.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/random.h>
+#include <linux/sched/mm.h>
+#include <linux/vmalloc.h>
+#include <linux/wait_bit.h>
+#include "cm.h"
+#include "op.h"
+
+#define TWINFS_CM_VOLATILE_SIZE	(16u << 20)
+#define TWINFS_CM_DONE_RING	4096u	/* > records ever in flight */
+#define TWINFS_CM_CP_PERMILLE	500u	/* fill that starts a CP */
+
+struct twinfs_cm_lane {
+	struct mutex lock;		/* st, reserved, device writes */
+	struct twinfs_cm_lane_state st;
+	u32 reserved;			/* credit of operations in flight */
+	u32 index;
+	u8 *base;			/* the lane in the region image */
+};
+
+struct twinfs_cm {
+	struct super_block *sb;
+	struct block_device *bdev;	/* NULL: volatile */
+	char device[64];
+	u8 *region;			/* image of the whole region */
+	u64 size;
+	u32 lane_count;
+	u32 lane_size;
+	struct twinfs_cm_lane *lanes;
+	struct mutex hdr_lock;		/* hdr and its writes */
+	struct twinfs_cm_header hdr;
+	atomic64_t next_seq;		/* last seq handed out */
+	atomic64_t durable;		/* every seq <= this is durable */
+	atomic64_t done[TWINFS_CM_DONE_RING];
+	wait_queue_head_t space_wq;	/* writers waiting for credit */
+	bool failed;			/* a device write failed */
+};
+
+static struct twinfs_cm *CM(struct super_block *sb)
+{
+	return TWINFS_SB(sb)->cm;
+}
+
+/* Reads or writes [off, off + len) of the region image, sector aligned. */
+static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
+			u64 len)
+{
+	u64 end = round_up(off + len, SECTOR_SIZE);
+	int err = 0;
+
+	off = round_down(off, SECTOR_SIZE);
+	while (off < end && !err) {
+		struct bio *bio = bio_alloc(cm->bdev, BIO_MAX_VECS, opf,
+					    GFP_NOFS);
+
+		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
+		while (off < end) {
+			u8 *p = cm->region + off;
+			u32 n = min_t(u64, PAGE_SIZE - offset_in_page(p),
+				      end - off);
+
+			if (bio_add_page(bio, vmalloc_to_page(p), n,
+					 offset_in_page(p)) != n)
+				break;
+			off += n;
+		}
+		err = submit_bio_wait(bio);
+		bio_put(bio);
+	}
+	return err;
+}
+
+static int twinfs_cm_persist(struct twinfs_cm *cm, u64 off, u64 len)
+{
+	int err;
+
+	if (!cm->bdev)
+		return 0;
+	err = twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA, off, len);
+	if (err && !cm->failed) {
+		cm->failed = true;
+		twinfs_err(cm->sb, "change memory: write to %s failed: %d; remounting read-only",
+			   cm->device, err);
+		cm->sb->s_flags |= SB_RDONLY;
+	}
+	return err;
+}
+
+/* Writes the header to the copy after the current one.  hdr_lock held. */
+static int twinfs_cm_write_header(struct twinfs_cm *cm)
+{
+	u32 copy;
+
+	le64_add_cpu(&cm->hdr.h_update, 1);
+	twinfs_cm_header_seal(&cm->hdr);
+	copy = le64_to_cpu(cm->hdr.h_update) % 2;
+	memcpy(cm->region + copy * TWINFS_CM_HDR_COPY, &cm->hdr,
+	       sizeof(cm->hdr));
+	return twinfs_cm_persist(cm, copy * TWINFS_CM_HDR_COPY,
+				 TWINFS_CM_HDR_COPY);
+}
+
+static bool twinfs_cm_all_zero(const u8 *p, u32 len)
+{
+	return !p[0] && !memcmp(p, p + 1, len - 1);
+}
+
+/* A region never used by twinfs: lay a new header out. */
+static int twinfs_cm_format(struct twinfs_cm *cm)
+{
+	u32 gens[TWINFS_CM_LANES_MAX], lane_size, i;
+	int err;
+
+	err = twinfs_cm_geometry(cm->size, TWINFS_CM_LANES_DEFAULT,
+				 &lane_size);
+	if (err) {
+		twinfs_err(cm->sb, "change memory: %s is too small (%llu bytes)",
+			   cm->device, cm->size);
+		return err;
+	}
+	for (i = 0; i < TWINFS_CM_LANES_DEFAULT; i++)
+		gens[i] = get_random_u32() >> 1;
+	/* h_update 0 would be copy 0 again: write it as update 1 below. */
+	twinfs_cm_header_init(&cm->hdr, cm->sb->s_uuid.b,
+			      TWINFS_SB(cm->sb)->opts.node,
+			      cm->size, TWINFS_CM_LANES_DEFAULT, lane_size,
+			      gens);
+	cm->hdr.h_update = cpu_to_le64(U64_MAX);	/* +1 wraps to 0 */
+	return twinfs_cm_write_header(cm);
+}
+
+static int twinfs_cm_load_header(struct twinfs_cm *cm)
+{
+	struct super_block *sb = cm->sb;
+	const char *why = NULL;
+	int copy;
+
+	copy = twinfs_cm_header_pick(cm->region, cm->size, &why);
+	if (copy < 0) {
+		if (twinfs_cm_all_zero(cm->region, TWINFS_CM_HDR_AREA)) {
+			twinfs_info(sb, "change memory: %s is new; formatting it",
+				    cm->device);
+			return twinfs_cm_format(cm);
+		}
+		twinfs_err(sb, "change memory: header of %s is corrupt: %s",
+			   cm->device, why);
+		return -EUCLEAN;
+	}
+	memcpy(&cm->hdr, cm->region + copy * TWINFS_CM_HDR_COPY,
+	       sizeof(cm->hdr));
+	if (memcmp(cm->hdr.h_uuid, sb->s_uuid.b, sizeof(cm->hdr.h_uuid))) {
+		twinfs_err(sb, "change memory: %s belongs to file system %pU; refusing it (wipe it to reuse it)",
+			   cm->device, cm->hdr.h_uuid);
+		return -EINVAL;
+	}
+	if (le32_to_cpu(cm->hdr.h_node_id) != TWINFS_SB(sb)->opts.node) {
+		twinfs_err(sb, "change memory: %s holds the changes of node %u, not of node %u",
+			   cm->device, le32_to_cpu(cm->hdr.h_node_id),
+			   TWINFS_SB(sb)->opts.node);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int twinfs_cm_setup_lanes(struct twinfs_cm *cm)
+{
+	u32 i;
+
+	cm->lane_count = le32_to_cpu(cm->hdr.h_lane_count);
+	cm->lane_size = le32_to_cpu(cm->hdr.h_lane_size);
+	cm->lanes = kcalloc(cm->lane_count, sizeof(*cm->lanes), GFP_KERNEL);
+	if (!cm->lanes)
+		return -ENOMEM;
+	for (i = 0; i < cm->lane_count; i++) {
+		struct twinfs_cm_lane *l = &cm->lanes[i];
+
+		mutex_init(&l->lock);
+		l->index = i;
+		l->base = cm->region + twinfs_cm_lane_offset(cm->lane_size, i);
+		l->st.size = cm->lane_size;
+		l->st.head = le32_to_cpu(cm->hdr.h_lanes[i].l_head);
+		l->st.head_gen = le32_to_cpu(cm->hdr.h_lanes[i].l_gen);
+		l->st.tail = l->st.head;	/* until the scan */
+		l->st.tail_gen = l->st.head_gen;
+	}
+	return 0;
+}
+
+static int twinfs_cm_open_device(struct twinfs_cm *cm, const char *path)
+{
+	struct super_block *sb = cm->sb;
+	int err;
+
+	cm->bdev = blkdev_get_by_path(path, FMODE_READ | FMODE_WRITE |
+				      FMODE_EXCL, cm);
+	if (IS_ERR(cm->bdev)) {
+		err = PTR_ERR(cm->bdev);
+		cm->bdev = NULL;
+		twinfs_err(sb, "change memory: cannot open %s: %d", path, err);
+		return err;
+	}
+	cm->size = bdev_nr_bytes(cm->bdev);
+	if (cm->size > (1ull << 32))
+		cm->size = 1ull << 32;
+	cm->region = vmalloc(cm->size);
+	if (!cm->region)
+		return -ENOMEM;
+	err = twinfs_cm_io(cm, REQ_OP_READ, 0, cm->size);
+	if (err)
+		twinfs_err(sb, "change memory: cannot read %s: %d", path, err);
+	return err;
+}
+
+int twinfs_cm_open(struct super_block *sb, const char *path)
+{
+	struct twinfs_cm *cm;
+	int err;
+
+	cm = kvzalloc(sizeof(*cm), GFP_KERNEL);
+	if (!cm)
+		return -ENOMEM;
+	cm->sb = sb;
+	mutex_init(&cm->hdr_lock);
+	init_waitqueue_head(&cm->space_wq);
+	TWINFS_SB(sb)->cm = cm;
+	if (path) {
+		strscpy(cm->device, path, sizeof(cm->device));
+		err = twinfs_cm_open_device(cm, path);
+	} else {
+		strscpy(cm->device, "volatile", sizeof(cm->device));
+		cm->size = TWINFS_CM_VOLATILE_SIZE;
+		cm->region = vzalloc(cm->size);
+		err = cm->region ? 0 : -ENOMEM;
+		if (!err)
+			twinfs_warn(sb, "no nvram= device: the change memory is volatile, a crash loses the changes since the last consistency point");
+	}
+	err = err ?: twinfs_cm_load_header(cm) ?: twinfs_cm_setup_lanes(cm);
+	if (err)
+		twinfs_cm_close(sb);
+	return err;
+}
+
+void twinfs_cm_close(struct super_block *sb)
+{
+	struct twinfs_cm *cm = CM(sb);
+
+	if (!cm)
+		return;
+	if (cm->bdev)
+		blkdev_put(cm->bdev, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
+	kfree(cm->lanes);
+	vfree(cm->region);
+	kvfree(cm);
+	TWINFS_SB(sb)->cm = NULL;
+}
+
+bool twinfs_cm_volatile(struct super_block *sb)
+{
+	return !CM(sb)->bdev;
+}
+
+const char *twinfs_cm_device(struct super_block *sb)
+{
+	return CM(sb)->device;
+}
+
+/* ---- mount: scan and plan ---- */
+
+static int twinfs_cm_scan_lane(struct twinfs_cm *cm, u32 i,
+			       struct twinfs_cm_scan_ent *tmp, u32 max,
+			       struct twinfs_cm_found *found)
+{
+	struct twinfs_cm_lane *l = &cm->lanes[i];
+	struct twinfs_cm_scan res = {};
+	struct twinfs_cm_scan_ent *all;
+	const char *why = NULL;
+	int err;
+
+	err = twinfs_cm_lane_scan(l->base, cm->lane_size, i, l->st.head,
+				  l->st.head_gen, tmp, max, &res, &why);
+	if (err) {
+		twinfs_err(cm->sb, "change memory: lane %u at offset %u: %s; refusing to mount (the disk and change memory are left as they are)",
+			   i, res.bad_off, why ?: "bad lane state");
+		return err == -EUCLEAN ? err : -EUCLEAN;
+	}
+	l->st.tail = res.tail;
+	l->st.tail_gen = res.tail_gen;
+	if (!res.count)
+		return 0;
+	all = kvrealloc(found->ents, found->n * sizeof(*all),
+			(found->n + res.count) * sizeof(*all), GFP_KERNEL);
+	if (!all)
+		return -ENOMEM;
+	memcpy(all + found->n, tmp, res.count * sizeof(*all));
+	found->ents = all;
+	found->n += res.count;
+	return 0;
+}
+
+int twinfs_cm_decode(struct super_block *sb,
+		     const struct twinfs_cm_scan_ent *e,
+		     struct twinfs_cm_rec_info *ri, struct twinfs_cm_attrs *a)
+{
+	struct twinfs_cm *cm = CM(sb);
+	const char *why = NULL;
+	int err;
+
+	err = twinfs_cm_rec_decode(cm->lanes[e->lane].base + e->off,
+				   cm->lane_size - e->off, e->gen, ri, a, &why);
+	if (err)
+		twinfs_err(sb, "change memory: record seq %llu (lane %u, offset %u): %s; refusing to mount (the disk and change memory are left as they are)",
+			   e->seq, e->lane, e->off, why);
+	return err;
+}
+
+int twinfs_cm_scan(struct super_block *sb, u64 cp_seq,
+		   struct twinfs_cm_found *found)
+{
+	struct twinfs_cm *cm = CM(sb);
+	u32 max = cm->lane_size / TWINFS_CM_REC_ALIGN, i;
+	struct twinfs_cm_scan_ent *tmp;
+	struct twinfs_cm_rec_info ri;
+	struct twinfs_cm_attrs a;
+	const char *why = NULL;
+	int err = 0;
+
+	memset(found, 0, sizeof(*found));
+	tmp = kvmalloc_array(max, sizeof(*tmp), GFP_KERNEL);
+	if (!tmp)
+		return -ENOMEM;
+	for (i = 0; i < cm->lane_count && !err; i++)
+		err = twinfs_cm_scan_lane(cm, i, tmp, max, found);
+	kvfree(tmp);
+	if (err)
+		goto fail;
+	err = twinfs_cm_plan_replay(found->ents, found->n, cp_seq,
+				    &found->plan, &why);
+	if (err) {
+		twinfs_err(sb, "change memory: seq %llu: %s; refusing to mount (the disk and change memory are left as they are)",
+			   found->plan.bad_seq, why);
+		goto fail;
+	}
+	for (i = 0; i < found->plan.count; i++) {
+		err = twinfs_cm_decode(sb, &found->ents[found->plan.first + i],
+				       &ri, &a);
+		if (err)
+			goto fail;
+	}
+	atomic64_set(&cm->next_seq, max(found->plan.max_seq, cp_seq));
+	atomic64_set(&cm->durable, atomic64_read(&cm->next_seq));
+	return 0;
+fail:
+	kvfree(found->ents);
+	found->ents = NULL;
+	return err;
+}
+
+int twinfs_cm_reset(struct super_block *sb, u64 last_seq)
+{
+	struct twinfs_cm *cm = CM(sb);
+	int err;
+	u32 i;
+
+	mutex_lock(&cm->hdr_lock);
+	for (i = 0; i < cm->lane_count; i++) {
+		struct twinfs_cm_lane *l = &cm->lanes[i];
+
+		twinfs_cm_lane_reset(&l->st);
+		cm->hdr.h_lanes[i].l_head = cpu_to_le32(l->st.head);
+		cm->hdr.h_lanes[i].l_gen = cpu_to_le32(l->st.head_gen);
+	}
+	last_seq = max(last_seq, (u64)atomic64_read(&cm->next_seq));
+	cm->hdr.h_cp_seq = cpu_to_le64(twinfs_cp_seq(sb));
+	err = twinfs_cm_write_header(cm);
+	mutex_unlock(&cm->hdr_lock);
+	atomic64_set(&cm->next_seq, last_seq);
+	atomic64_set(&cm->durable, last_seq);
+	return err;
+}
+
+/* ---- appending ---- */
+
+static bool twinfs_cm_room(struct twinfs_cm_lane *l, u32 credit)
+{
+	return twinfs_cm_lane_free(&l->st) >=
+		(u64)l->reserved + credit + TWINFS_CM_REC_MAX;
+}
+
+struct twinfs_cm_lane *twinfs_cm_get_credit(struct super_block *sb,
+					    u32 credit)
+{
+	struct twinfs_cm *cm = CM(sb);
+	struct twinfs_cm_lane *l = &cm->lanes[current->pid % cm->lane_count];
+	bool ok;
+
+	for (;;) {
+		mutex_lock(&l->lock);
+		ok = twinfs_cm_room(l, credit);
+		if (ok)
+			l->reserved += credit;
+		mutex_unlock(&l->lock);
+		if (ok)
+			return l;
+		/* Full: throttle until a consistency point frees room. */
+		twinfs_cp_kick(sb);
+		wait_event_timeout(cm->space_wq,
+				   READ_ONCE(l->reserved) + credit +
+				   TWINFS_CM_REC_MAX <=
+				   twinfs_cm_lane_free(&l->st), HZ);
+	}
+}
+
+void twinfs_cm_put_credit(struct super_block *sb, struct twinfs_cm_lane *l,
+			  u32 credit)
+{
+	mutex_lock(&l->lock);
+	l->reserved -= credit;
+	mutex_unlock(&l->lock);
+}
+
+static void twinfs_cm_mark_durable(struct twinfs_cm *cm, u64 seq)
+{
+	bool moved = false;
+	u64 cur;
+
+	atomic64_set(&cm->done[seq % TWINFS_CM_DONE_RING], seq);
+	smp_mb();	/* publish done before reading the watermark */
+	for (;;) {
+		cur = atomic64_read(&cm->durable);
+		if (atomic64_read(&cm->done[(cur + 1) % TWINFS_CM_DONE_RING]) !=
+		    cur + 1)
+			break;
+		if (atomic64_cmpxchg(&cm->durable, cur, cur + 1) == cur)
+			moved = true;
+	}
+	if (moved)
+		wake_up_var(&cm->durable);
+}
+
+/* Appends one record part; lane lock held.  *seq is set even on error. */
+static int twinfs_cm_append_part(struct twinfs_cm *cm,
+				 struct twinfs_cm_lane *l,
+				 const struct twinfs_rec_desc *d, u32 part,
+				 u64 *seq)
+{
+	struct twinfs_cm_builder b;
+	u32 max = twinfs_rec_part_max(d, part), off, gen;
+	struct twinfs_cm_lane_state was = l->st;
+	int size, err;
+
+	*seq = 0;
+	err = twinfs_cm_lane_reserve(&l->st, max, &off, &gen);
+	if (err) {
+		twinfs_err(cm->sb, "change memory: lane %u has no room for a record of %u bytes",
+			   l->index, max);
+		return err;
+	}
+	twinfs_cm_rec_begin(&b, l->base + off, max, d->op);
+	err = twinfs_rec_encode(&b, d, part);
+	if (err) {
+		/* No seq was taken: give the room back. */
+		l->st = was;
+		twinfs_err(cm->sb, "change memory: cannot encode a record of operation %u: %d",
+			   d->op, err);
+		return err;
+	}
+	*seq = atomic64_inc_return(&cm->next_seq);
+	size = twinfs_cm_rec_end(&b, *seq, atomic64_read(&cm->durable), gen);
+	if (WARN_ON_ONCE(size < 0)) {
+		/* Cannot happen: max bounds the record.  The seq stays a
+		 * hole, which a replay reports rather than skips. */
+		twinfs_cm_mark_durable(cm, *seq);
+		return size;
+	}
+	/* The rest of the reservation was not used. */
+	l->st.tail = off + size;
+	l->st.tail_gen = gen;
+	if (l->st.tail == l->st.size) {
+		l->st.tail = 0;
+		l->st.tail_gen++;
+	}
+	err = twinfs_cm_persist(cm, (l->base - cm->region) + off, size);
+	twinfs_cm_mark_durable(cm, *seq);
+	return err;
+}
+
+/* Appends the records of a committing operation and waits until they and
+ * every record before them are durable.  The operation still holds its
+ * locks, so records of dependent operations are in order. */
+int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op)
+{
+	struct twinfs_cm *cm = CM(sb);
+	struct twinfs_cm_lane *l = op->lane;
+	u64 seq, last = 0;
+	int i, err = 0;
+	u32 part;
+
+	if (READ_ONCE(cm->failed))
+		return -EIO;
+	mutex_lock(&l->lock);
+	l->reserved -= op->credit;
+	op->credit = 0;
+	for (i = 0; i < op->nrec && !err; i++)
+		for (part = 0; part < twinfs_rec_parts(&op->rec[i]) && !err;
+		     part++) {
+			err = twinfs_cm_append_part(cm, l, &op->rec[i], part,
+						    &seq);
+			last = max(last, seq);
+		}
+	mutex_unlock(&l->lock);
+	if (last)
+		wait_var_event(&cm->durable,
+			       atomic64_read(&cm->durable) >= last);
+	op->seq = last;
+	if (twinfs_cm_wants_cp(sb))
+		twinfs_cp_kick(sb);
+	return err;
+}
+
+/* ---- trimming ---- */
+
+/* First record of the lane with seq above cp_seq, or the tail. */
+static void twinfs_cm_lane_first_after(struct twinfs_cm_lane *l, u64 cp_seq,
+				       u32 *off, u32 *gen)
+{
+	const struct twinfs_cm_lane_state *s = &l->st;
+	u32 o = s->head, g = s->head_gen, steps = 0;
+
+	while (!(o == s->tail && g == s->tail_gen) &&
+	       steps++ <= s->size / TWINFS_CM_REC_ALIGN) {
+		const struct twinfs_cm_rec *r = (void *)(l->base + o);
+
+		if (o + TWINFS_CM_REC_HDR_SIZE > s->size ||
+		    le32_to_cpu(r->r_magic) != TWINFS_CM_REC_MAGIC ||
+		    le32_to_cpu(r->r_lane_gen) != g) {
+			/* The writer wrapped here. */
+			o = 0;
+			g++;
+			continue;
+		}
+		if (le64_to_cpu(r->r_seq) > cp_seq)
+			break;
+		o += twinfs_cm_rec_size(le32_to_cpu(r->r_len));
+		if (o >= s->size) {
+			o = 0;
+			g++;
+		}
+	}
+	*off = o;
+	*gen = g;
+}
+
+int twinfs_cm_trim(struct super_block *sb, u64 cp_seq)
+{
+	struct twinfs_cm *cm = CM(sb);
+	u32 i, off, gen;
+	int err;
+
+	mutex_lock(&cm->hdr_lock);
+	for (i = 0; i < cm->lane_count; i++) {
+		struct twinfs_cm_lane *l = &cm->lanes[i];
+
+		mutex_lock(&l->lock);
+		twinfs_cm_lane_first_after(l, cp_seq, &off, &gen);
+		if (twinfs_cm_lane_trim_to(&l->st, off, gen))
+			twinfs_err(sb, "change memory: lane %u: cannot trim to %u", i, off);
+		cm->hdr.h_lanes[i].l_head = cpu_to_le32(l->st.head);
+		cm->hdr.h_lanes[i].l_gen = cpu_to_le32(l->st.head_gen);
+		mutex_unlock(&l->lock);
+	}
+	cm->hdr.h_cp_seq = cpu_to_le64(cp_seq);
+	err = twinfs_cm_write_header(cm);
+	mutex_unlock(&cm->hdr_lock);
+	wake_up_all(&cm->space_wq);
+	return err;
+}
+
+/* ---- state ---- */
+
+void twinfs_cm_set_seq(struct super_block *sb, u64 seq)
+{
+	atomic64_set(&CM(sb)->next_seq, seq);
+	atomic64_set(&CM(sb)->durable, seq);
+}
+
+u64 twinfs_cm_last_seq(struct super_block *sb)
+{
+	return atomic64_read(&CM(sb)->next_seq);
+}
+
+void twinfs_cm_stats(struct super_block *sb, u64 *size, u64 *used)
+{
+	struct twinfs_cm *cm = CM(sb);
+	u32 i;
+
+	*size = cm->size;
+	*used = 0;
+	for (i = 0; i < cm->lane_count; i++)
+		*used += twinfs_cm_lane_used(&cm->lanes[i].st);
+}
+
+bool twinfs_cm_wants_cp(struct super_block *sb)
+{
+	struct twinfs_cm *cm = CM(sb);
+	u32 i;
+
+	for (i = 0; i < cm->lane_count; i++)
+		if (twinfs_cm_fill_permille(twinfs_cm_lane_used(&cm->lanes[i].st) +
+					    READ_ONCE(cm->lanes[i].reserved),
+					    cm->lane_size) >= TWINFS_CM_CP_PERMILLE)
+			return true;
+	return false;
+}
