@@ -2,13 +2,21 @@
 /*
  * fsck.twinfs: read-only consistency check of a twinfs file system.
  *
- *   pass 1  superblock (twinfs_super_check)
+ *   pass 1  superblock (twinfs_super_check), then every node's
+ *           consistency-point area: header copies and, for a committed
+ *           journal, its descriptors and images.  A committed journal is
+ *           what mount writes home before anything else, so the passes
+ *           below read the blocks through an in-memory overlay of the
+ *           journal images (BlockView): they check the file system as it
+ *           will be after that mount.  Nothing is ever written.
  *   pass 2  every group: bitmap tails and metadata bits, every inode
  *           (bitmap vs contents, checksum, type, extent map, i_blocks, size)
  *   pass 3  block ownership: blocks claimed twice, block bitmaps against
  *           the blocks the inodes own
  *   pass 4  every directory: header, hash table, leaves, entries
- *   pass 5  link counts, ".." (h_parent), orphans, reachability from root
+ *   pass 5  link counts, ".." (h_parent), reachability from root; an
+ *           unnamed inode with link count 0 is an orphan the kernel frees
+ *           at the next mount (reported, not a problem)
  *
  * The rules checked are those of Documentation/on-disk-format.md.  Exit
  * status: 0 clean, 4 inconsistencies found, 8 operational error.
@@ -49,13 +57,6 @@ struct Options {
 	bool json = false;
 	std::string target;
 };
-
-std::string hex32(std::uint32_t v)
-{
-	char buf[16];
-	std::snprintf(buf, sizeof(buf), "0x%08" PRIx32, v);
-	return buf;
-}
 
 std::string octal(std::uint32_t v)
 {
@@ -141,6 +142,14 @@ public:
 		if (verbose_)
 			out() << msg << "\n";
 	}
+	// Neither a problem nor a warning, but worth knowing without -v (an
+	// orphan inode, a journal checked as applied).
+	void note(const std::string &msg)
+	{
+		out() << kProg << ": " << image_ << ": " << msg << "\n";
+		if (json_)
+			messages_.push_back("info: " + msg);
+	}
 	bool verbose() const { return verbose_; }
 	bool json() const { return json_; }
 	std::uint64_t problems() const { return problems_; }
@@ -162,11 +171,16 @@ struct FatalInconsistency {};
 
 class Checker {
 public:
-	Checker(const Image &img, Report &rep) : img_(img), rep_(rep) {}
+	Checker(const Image &img, Report &rep)
+		: img_(img), view_(img), rep_(rep)
+	{
+	}
 
 	void run()
 	{
 		check_super();
+		check_cp_areas();
+		check_state();
 		check_groups();
 		check_ownership();
 		check_directories();
@@ -178,7 +192,7 @@ public:
 private:
 	struct InodeInfo {
 		std::uint32_t mode = 0;
-		std::uint32_t nlink = 0;
+		std::uint32_t nlink = 0;	// 0: an orphan (not the root)
 		std::uint64_t size = 0;
 		std::uint32_t refs = 0;		// entries naming it
 		std::uint32_t entry_dir = 0;	// a directory naming it
@@ -217,6 +231,9 @@ private:
 
 	/* ---- pass 1 ---- */
 	void check_super();
+	void check_cp_areas();
+	void check_cp_area(const CpArea &a);
+	void check_state();
 
 	/* ---- pass 2 ---- */
 	void check_groups();
@@ -245,6 +262,7 @@ private:
 	void check_links();
 
 	const Image &img_;
+	BlockView view_;	// img_ with the committed CP journals applied
 	Report &rep_;
 	twinfs_super sb_{};
 	twinfs_geometry g_{};
@@ -256,6 +274,18 @@ private:
 	bool incomplete_maps_ = false;	// some inode's blocks unknown
 	std::uint64_t blocks_used_ = 0;
 	std::uint64_t dirs_ = 0, files_ = 0, symlinks_ = 0, specials_ = 0;
+	std::uint64_t orphans_ = 0;
+	// Per node, for the JSON summary.
+	struct NodeSummary {
+		std::uint32_t node;
+		const char *area;	// "fresh", "valid", "invalid"
+		std::uint64_t cp_seq, cp_count;
+		// "empty", "committed", "corrupt"; "unknown" if invalid
+		const char *journal;
+		std::uint64_t journal_blocks;
+	};
+	std::vector<NodeSummary> nodes_;
+	std::uint32_t journals_applied_ = 0;
 };
 
 /* ------------------------------------------------------------------ */
@@ -339,16 +369,6 @@ void Checker::check_super()
 		throw FatalInconsistency{};
 	}
 
-	const std::uint32_t state = le(sb_.s_state);
-	if (state == TWINFS_STATE_MOUNTED)
-		rep_.warning("state is MOUNTED: mounted now or not unmounted "
-			     "cleanly; fsck does not replay the node journals, "
-			     "so recent changes may be incomplete");
-	else if (state != TWINFS_STATE_CLEAN)
-		problem(str("superblock: unknown state ", state));
-	if (le(sb_.s_features))
-		rep_.warning(str("unknown feature bits ",
-				 hex32(le(sb_.s_features)), " are set"));
 	seed_ = le(sb_.s_dirhash_seed);
 	rep_.info(str("superblock: ", g_.blocks, " blocks, ", g_.ag_count,
 		      " groups of ", g_.ag_blocks, " blocks from block ",
@@ -356,6 +376,124 @@ void Checker::check_super()
 		      " inodes per group, ", g_.max_nodes, " node areas of ",
 		      g_.node_area_blocks, " blocks from block ",
 		      g_.node_area_start));
+}
+
+/* ------------------------------------------------------------------ */
+/* pass 1: consistency-point areas                                     */
+
+void Checker::check_cp_areas()
+{
+	if (g_.node_area_blocks < TWINFS_CP_HDR_BLOCKS) {
+		problem(str("superblock: node areas of ", g_.node_area_blocks,
+			    " blocks cannot hold the ", TWINFS_CP_HDR_BLOCKS,
+			    " consistency point header blocks; the node "
+			    "areas are not checked"));
+		return;
+	}
+
+	/* Apply the usable journals in node order; a block two nodes
+	 * journal gets the higher node's image. */
+	std::map<std::uint64_t, std::uint32_t> owner;	// home -> node
+	struct Overlap {
+		std::uint64_t count = 0, first = 0;
+	};
+	std::map<std::pair<std::uint32_t, std::uint32_t>, Overlap> overlaps;
+	for (std::uint32_t n = 0; n < g_.max_nodes; n++) {
+		const CpArea a = read_cp_area(img_, sb_, g_, n);
+		check_cp_area(a);
+		if (!a.journal_usable())
+			continue;
+		for (const CpJournalBlock &jb : a.journal) {
+			auto [it, added] = owner.emplace(jb.home, n);
+			if (!added && it->second != n) {
+				Overlap &o = overlaps[{it->second, n}];
+				if (!o.count++)
+					o.first = jb.home;
+				it->second = n;
+			}
+			view_.put(jb.home, jb.image);
+		}
+		journals_applied_++;
+	}
+	for (const auto &[nodes, o] : overlaps)
+		rep_.warning(str(blocks("block", o.first, 1), o.count > 1
+				 ? str(" and ", o.count - 1, " more") : "",
+				 " in the consistency point journals of both "
+				 "node ", nodes.first, " and node ",
+				 nodes.second, "; checking with node ",
+				 nodes.second, "'s images"));
+}
+
+void Checker::check_cp_area(const CpArea &a)
+{
+	const std::string np = str("node ", a.node, ": ");
+	const std::string area = str("area at ", blocks("block", a.start,
+							 a.blocks));
+
+	if (a.fresh) {
+		rep_.info(str(np, area, ": cp_seq 0, cp_count 0, journal empty "
+			      "(header blocks zero: no consistency point "
+			      "yet)"));
+		nodes_.push_back({a.node, "fresh", 0, 0, "empty", 0});
+		return;
+	}
+	for (const std::string &w : a.warnings)
+		rep_.warning(str(np, "consistency point ", w));
+	for (const std::string &p : a.problems)
+		problem(np + p);
+	if (!a.valid()) {
+		std::string why;
+		for (const CpHeaderCopy &c : a.copy)
+			why += str(why.empty() ? "" : "; ", "copy at block ",
+				   c.blk, ": ", *c.invalid);
+		problem(str(np, "no valid consistency point header (", why,
+			    ")"));
+		nodes_.push_back({a.node, "invalid", 0, 0, "unknown", 0});
+		return;
+	}
+
+	const twinfs_cp_header &h = a.header();
+	const std::uint64_t jblocks = le(h.c_jblocks);
+	const char *journal = !a.committed() ? "empty"
+		: a.journal_usable() ? "committed" : "corrupt";
+	rep_.info(str(np, area, ": cp_seq ", le(h.c_cp_seq), ", cp_count ",
+		      le(h.c_cp_count), ", journal ", journal,
+		      a.committed() ? str(" (seq ", le(h.c_jseq), ", ",
+					  jblocks, " blocks)") : "",
+		      ", header copy ", a.current, " (update ",
+		      le(h.c_update), ")"));
+	nodes_.push_back({a.node, "valid", le(h.c_cp_seq), le(h.c_cp_count),
+			  journal, a.committed() ? jblocks : 0});
+	if (!a.committed())
+		return;
+	if (a.journal_usable()) {
+		rep_.note(str(np, "consistency point journal of ", jblocks,
+			      " blocks (seq ", le(h.c_jseq), ") not yet "
+			      "written home; checking with it applied"));
+		return;
+	}
+	for (const std::string &e : a.journal_errors)
+		problem(str(np, "committed consistency point journal (seq ",
+			    le(h.c_jseq), ", ", jblocks, " blocks) is "
+			    "corrupt: ", e));
+	rep_.note(str(np, "the file system is checked without that journal, "
+		      "as it is on disk"));
+}
+
+void Checker::check_state()
+{
+	const std::uint32_t state = le(sb_.s_state);
+	if (state == TWINFS_STATE_MOUNTED)
+		rep_.warning("state is MOUNTED: mounted now or not unmounted "
+			     "cleanly; fsck checks the disk with the committed "
+			     "consistency point journals applied, but not the "
+			     "change memory, so the latest changes may be "
+			     "missing");
+	else if (state != TWINFS_STATE_CLEAN)
+		problem(str("superblock: unknown state ", state));
+	if (le(sb_.s_features))
+		rep_.warning(str("unknown feature bits ",
+				 hex32(le(sb_.s_features)), " are set"));
 }
 
 /* ------------------------------------------------------------------ */
@@ -373,7 +511,7 @@ void Checker::check_groups()
 		const std::uint32_t size = twinfs_ag_size(&g_, ag);
 		const std::string gp = str("group ", ag, ": ");
 
-		img_.read_blocks(start, meta, area);
+		view_.read_blocks(start, meta, area);
 		bbm_[ag] = area[0];
 		const std::uint8_t *bbm = area[0].data();
 		const std::uint8_t *ibm = area[1].data();
@@ -583,7 +721,7 @@ bool Checker::check_extent_map(std::uint32_t ino, const twinfs_inode &raw,
 			      pblk));
 
 		Block b;
-		img_.read_block(pblk, b);
+		view_.read_block(pblk, b);
 		const auto *leaf = b.as<twinfs_ext_leaf>();
 		const std::string lp = str(inode_prefix(ino), "extent leaf ",
 					   i, " at block ", pblk, ": ");
@@ -647,7 +785,8 @@ void Checker::check_inode(std::uint32_t ino, const twinfs_inode &raw)
 	const bool valid_type = mode_to_dtype(mode) != 0;
 	if (!valid_type)
 		problem(str(ip, "invalid file type in mode ", octal(mode)));
-	if (!info.nlink)
+	/* Any other inode with link count 0: an orphan, judged in pass 5. */
+	if (!info.nlink && ino == TWINFS_ROOT_INO)
 		problem(str(ip, "in use (", mode_type_name(mode),
 			    ") but its link count is 0"));
 
@@ -705,7 +844,7 @@ void Checker::check_inode(std::uint32_t ino, const twinfs_inode &raw)
 			break;
 		}
 		Block b;
-		img_.read_block(le(flat[0].e_pblk), b);
+		view_.read_block(le(flat[0].e_pblk), b);
 		if (std::memchr(b.data(), 0, size))
 			problem(str(ip, "symlink target contains a NUL byte "
 				    "within its ", size, " bytes"));
@@ -912,7 +1051,7 @@ void Checker::check_dir(std::uint32_t ino, InodeInfo &d)
 	}
 	rep_.info(str("dir ", ino, " header at block ", hpblk));
 	Block hb;
-	img_.read_block(hpblk, hb);
+	view_.read_block(hpblk, hb);
 	const auto *h = hb.as<twinfs_dir_header>();
 	const std::string hp = str(ip, "directory header at block ", hpblk,
 				   ": ");
@@ -987,7 +1126,7 @@ void Checker::check_dir(std::uint32_t ino, InodeInfo &d)
 		rep_.info(str("dir ", ino, " table ", TWINFS_DIR_TABLE_LBLK + t,
 			      " at block ", p));
 		Block tb;
-		img_.read_block(p, tb);
+		view_.read_block(p, tb);
 		const auto *slots = tb.as<__le32>();
 		for (std::uint32_t i = 0; i < TWINFS_DIR_TABLE_PER_BLOCK; i++) {
 			const std::uint64_t s = std::uint64_t(t) *
@@ -1028,7 +1167,7 @@ void Checker::check_dir(std::uint32_t ino, InodeInfo &d)
 		}
 		rep_.info(str("dir ", ino, " leaf ", lblk, " at block ",
 			      lf.pblk));
-		img_.read_block(lf.pblk, lf.b);
+		view_.read_block(lf.pblk, lf.b);
 		if (auto why = leaf_problem(lf.b, ino)) {
 			problem(str(ip, "directory leaf ", lblk, " at block ",
 				    lf.pblk, ": ", *why));
@@ -1284,6 +1423,20 @@ void Checker::check_links()
 	for (std::uint32_t ino : order) {
 		const InodeInfo &in = inodes_.at(ino);
 		const std::string ip = inode_prefix(ino);
+		if (!in.nlink && ino != TWINFS_ROOT_INO) {
+			/* Unlinked, not yet freed (open, or a crash between
+			 * the unlink and the freeing): the kernel frees it at
+			 * the next mount.  Its blocks stay in use until then
+			 * and were accounted for in pass 3. */
+			if (in.refs)
+				problem(str(ip, mode_type_name(in.mode),
+					    " has link count 0, but ", in.refs,
+					    " directory entries name it"));
+			else if (++orphans_ <= kMaxLines)
+				rep_.note(str("orphan inode ", ino, " (freed at "
+					      "the next mount)"));
+			continue;
+		}
 		if (S_ISDIR(in.mode)) {
 			if (ino == TWINFS_ROOT_INO) {
 				if (in.refs)
@@ -1332,6 +1485,9 @@ void Checker::check_links()
 				    in.refs, " directory entries name it"));
 		}
 	}
+	if (orphans_ > kMaxLines)
+		rep_.note(str(orphans_ - kMaxLines, " more orphan inodes (freed "
+			      "at the next mount)"));
 	if (unverified) {
 		std::string list;
 		for (std::size_t i = 0; i < incomplete_dirs_.size(); i++) {
@@ -1370,6 +1526,20 @@ void Checker::print_summary() const
 			  << ", \"symlinks\": " << symlinks_
 			  << ", \"special\": " << specials_
 			  << ", \"groups\": " << g_.ag_count
+			  << ", \"orphans\": " << orphans_
+			  << ", \"journals_applied\": " << journals_applied_
+			  << ", \"nodes\": [";
+		for (std::size_t i = 0; i < nodes_.size(); i++) {
+			const NodeSummary &n = nodes_[i];
+			std::cout << (i ? ", " : "") << "{\"node\": " << n.node
+				  << ", \"area\": \"" << n.area
+				  << "\", \"cp_seq\": " << n.cp_seq
+				  << ", \"cp_count\": " << n.cp_count
+				  << ", \"journal\": \"" << n.journal
+				  << "\", \"journal_blocks\": "
+				  << n.journal_blocks << "}";
+		}
+		std::cout << "]"
 			  << ", \"problems\": " << problems
 			  << ", \"warnings\": " << rep_.warnings()
 			  << ", \"messages\": [";
@@ -1411,9 +1581,15 @@ Options parse_args(int argc, char **argv)
 				     "  -n  read-only (always; accepted for "
 				     "compatibility)\n"
 				     "  -v  also print where inodes, extent "
-				     "leaves and directory blocks are\n"
+				     "leaves and directory blocks are,\n"
+				     "      and each node's consistency point "
+				     "state (cp_seq, cp_count, journal)\n"
 				     "  -j  print the summary as JSON on stdout "
 				     "(problem lines go to stderr)\n"
+				     "A committed consistency point journal "
+				     "is checked and, when intact, applied\n"
+				     "in memory: the file system is checked as "
+				     "the next mount will see it.\n"
 				     "exit status: 0 clean, 4 inconsistencies "
 				     "found, 8 operational error\n";
 			std::exit(kExitClean);

@@ -36,6 +36,21 @@ namespace {
 
 constexpr const char *kProg = "mkfs.twinfs";
 
+// Node areas hold the consistency-point headers and journal; by default
+// they scale with the file system: blocks / (16 * max_nodes), so all of
+// them together take about a sixteenth, within these bounds.
+constexpr std::uint32_t kNodeAreaDefaultMin = 256;	// 1 MiB
+constexpr std::uint32_t kNodeAreaDefaultMax = 8192;	// 32 MiB
+constexpr std::uint32_t kNodeAreaMin = 64;		// --node-area-blocks
+
+std::uint32_t default_node_area_blocks(std::uint64_t blocks,
+				       std::uint32_t max_nodes)
+{
+	return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+		blocks / (16ull * max_nodes), kNodeAreaDefaultMin,
+		kNodeAreaDefaultMax));
+}
+
 struct Options {
 	bool force = false;
 	bool quiet = false;
@@ -43,7 +58,7 @@ struct Options {
 	std::string label;
 	std::uint32_t max_nodes = 2;
 	std::optional<std::array<std::uint8_t, 16>> uuid;
-	std::uint32_t node_area_blocks = 256;
+	std::optional<std::uint32_t> node_area_blocks;	// default: scaled
 	std::uint32_t ag_blocks = 32768;
 	std::uint32_t inodes_per_ag = 8192;
 	std::string target;
@@ -64,8 +79,12 @@ void usage(std::ostream &os)
 	      "  -N max_nodes        cluster nodes that may mount it "
 	      "(1..8, default 2)\n"
 	      "  -U uuid             file system UUID (default: random)\n"
-	      "  --node-area-blocks  blocks of each node's area "
-	      "(default 256)\n"
+	      "  --node-area-blocks  blocks of each node's area (consistency "
+	      "point\n"
+	      "                      headers and journal), at least "
+	      << kNodeAreaMin << "; default\n"
+	      "                      blocks / (16 * max_nodes), clamped to "
+	      << kNodeAreaDefaultMin << ".." << kNodeAreaDefaultMax << "\n"
 	      "  --ag-blocks         blocks per allocation group, a multiple "
 	      "of 8\n"
 	      "                      up to 32768 (default 32768)\n"
@@ -205,6 +224,11 @@ Options parse_args(int argc, char **argv)
 		case OPT_NODE_AREA:
 			o.node_area_blocks = parse_u32(optarg,
 						       "--node-area-blocks");
+			if (*o.node_area_blocks < kNodeAreaMin)
+				throw Error(str("invalid --node-area-blocks ",
+						*o.node_area_blocks,
+						": must be at least ",
+						kNodeAreaMin));
 			break;
 		case OPT_AG_BLOCKS:
 			o.ag_blocks = parse_u32(optarg, "--ag-blocks");
@@ -815,14 +839,16 @@ int run(const Options &o)
 					"; use -f to overwrite it"));
 	}
 
+	const std::uint32_t node_area_blocks = o.node_area_blocks.value_or(
+		default_node_area_blocks(blocks, o.max_nodes));
 	twinfs_geometry g;
 	int err = twinfs_geometry_compute(blocks, o.max_nodes,
-					  o.node_area_blocks, o.ag_blocks,
+					  node_area_blocks, o.ag_blocks,
 					  o.inodes_per_ag, &g);
 	if (err == -ENOSPC || (!err && twinfs_ag_size(&g, 0) <
 			       twinfs_ag_meta_blocks(&g) + 16)) {
 		std::uint64_t first = 2 + std::uint64_t(o.max_nodes) *
-					      o.node_area_blocks;
+					      node_area_blocks;
 		std::uint64_t need = first + 2 + o.inodes_per_ag /
 			TWINFS_INODES_PER_BLOCK + 16;
 		throw Error(str(o.target, ": too small: ", blocks,
@@ -843,6 +869,7 @@ int run(const Options &o)
 	/* No old superblock survives a crash part way through. */
 	img.zero_blocks(0, 1);
 	img.zero_blocks(1, g.node_area_start - 1);
+	/* Zeroed node areas: no consistency point yet (cp_seq 0). */
 	img.zero_blocks(g.node_area_start, g.first_ag_block -
 					   g.node_area_start);
 	for (std::uint32_t ag = 0; ag < g.ag_count; ag++)

@@ -150,7 +150,142 @@ struct Column {
 	bool right = true;		// numbers are right-aligned
 };
 
+// Adds the column header: cell(f) for each file system of fss, when at
+// least one of them has a value.
+template <typename Cell>
+void add_column(std::vector<Column> &cols, const std::vector<const FileSystem *> &fss,
+		std::string header, Cell &&cell)
+{
+	Column c{std::move(header), {}, true};
+	bool any = false;
+	for (const FileSystem *f : fss) {
+		std::optional<std::string> v = cell(*f);
+		any = any || v.has_value();
+		if (v && !v->empty() && v->front() == '-')
+			v = " " + *v;	// keep a value from looking like "-"
+		c.cells.push_back(v ? *v : "-");
+	}
+	if (any)
+		cols.push_back(std::move(c));
+}
+
+auto attr_cell(std::string_view name)
+{
+	return [name](const FileSystem &f) -> std::optional<std::string> {
+		if (const auto *v = f.get(name))
+			return *v;
+		return std::nullopt;
+	};
+}
+
+// A size in bytes, human readable; another value as it is.
+auto bytes_cell(std::string_view name)
+{
+	return [name](const FileSystem &f) -> std::optional<std::string> {
+		unsigned long long n;
+		if (parse_u64(f.get(name), n))
+			return human_bytes(n);
+		if (const auto *v = f.get(name))
+			return *v;
+		return std::nullopt;
+	};
+}
+
+// used / total as a percentage rounded up, if both are numbers.
+auto percent_cell(std::string_view used, std::string_view total)
+{
+	return [used, total](const FileSystem &f) -> std::optional<std::string> {
+		unsigned long long u, t;
+		if (!parse_u64(f.get(used), u) || !parse_u64(f.get(total), t) || !t ||
+		    u > t)
+			return std::nullopt;
+		return std::to_string((u * 100 + t - 1) / t) + "%";
+	};
+}
+
+// The aligned rows of cols, header first: text columns left-aligned, a
+// column of numbers, sizes and percentages right-aligned.
+std::string render(std::vector<Column> &cols)
+{
+	for (auto &c : cols) {
+		if (!c.right)
+			continue;
+		for (const auto &v : c.cells) {
+			if (v == "-")
+				continue;
+			const bool numeric = !v.empty() && (v[0] >= '0' && v[0] <= '9') &&
+				std::all_of(v.begin(), v.end(), [](char ch) {
+					return (ch >= '0' && ch <= '9') || ch == '.' || ch == '%' ||
+					       ch == 'B' || ch == 'K' || ch == 'M' || ch == 'G' ||
+					       ch == 'T' || ch == 'P' || ch == 'E';
+				});
+			if (!numeric)
+				c.right = false;
+		}
+	}
+
+	std::vector<size_t> width;
+	for (const auto &c : cols) {
+		size_t w = c.header.size();
+		for (const auto &v : c.cells)
+			w = std::max(w, v.size());
+		width.push_back(w);
+	}
+	std::string out;
+	auto row = [&](auto &&cell) {
+		std::string line;
+		for (size_t i = 0; i < cols.size(); i++) {
+			const std::string &v = cell(cols[i]);
+			if (i)
+				line += "  ";
+			const std::string pad(width[i] - v.size(), ' ');
+			line += cols[i].right ? pad + v : v + pad;
+		}
+		while (!line.empty() && line.back() == ' ')
+			line.pop_back();
+		out += line + "\n";
+	};
+	row([](const Column &c) -> const std::string & { return c.header; });
+	const size_t rows = cols.empty() ? 0 : cols.front().cells.size();
+	for (size_t r = 0; r < rows; r++)
+		row([r](const Column &c) -> const std::string & { return c.cells[r]; });
+	return out;
+}
+
+// The change memory section: file systems with at least one of its
+// attributes, or "" when none has any (a module without it).
+std::string change_memory_table(const Snapshot &snap)
+{
+	std::vector<const FileSystem *> fss;
+	for (const auto &f : snap.filesystems)
+		if (std::any_of(kChangeMemoryAttrs.begin(), kChangeMemoryAttrs.end(),
+				[&](std::string_view a) { return f.get(a) != nullptr; }))
+			fss.push_back(&f);
+	if (fss.empty())
+		return "";
+	std::vector<Column> cols;
+	cols.push_back(Column{"DEVICE", {}, false});
+	for (const FileSystem *f : fss)
+		cols.back().cells.push_back(f->device);
+	add_column(cols, fss, "CM_DEVICE", attr_cell("cm_device"));
+	add_column(cols, fss, "SIZE", bytes_cell("cm_size"));
+	add_column(cols, fss, "USED", bytes_cell("cm_used"));
+	add_column(cols, fss, "USE%", percent_cell("cm_used", "cm_size"));
+	add_column(cols, fss, "LAST_SEQ", attr_cell("last_seq"));
+	add_column(cols, fss, "CP_SEQ", attr_cell("cp_seq"));
+	add_column(cols, fss, "CP_COUNT", attr_cell("cp_count"));
+	add_column(cols, fss, "DIRTY", attr_cell("cp_dirty_blocks"));
+	add_column(cols, fss, "REPLAYED", attr_cell("records_replayed"));
+	return "\nchange memory:\n" + render(cols);
+}
+
 } // namespace
+
+bool is_change_memory_attr(std::string_view name)
+{
+	return std::find(kChangeMemoryAttrs.begin(), kChangeMemoryAttrs.end(), name) !=
+	       kChangeMemoryAttrs.end();
+}
 
 const std::string *FileSystem::get(std::string_view name) const
 {
@@ -224,27 +359,12 @@ std::string format_table(const Snapshot &snap)
 	if (snap.filesystems.empty())
 		return "no twinfs file system is mounted\n";
 
-	const auto &fss = snap.filesystems;
+	std::vector<const FileSystem *> fss;
+	for (const auto &f : snap.filesystems)
+		fss.push_back(&f);
 	std::vector<Column> cols;
 	auto add = [&](std::string header, auto &&cell) {
-		Column c{std::move(header), {}, true};
-		bool any = false;
-		for (const auto &f : fss) {
-			std::optional<std::string> v = cell(f);
-			any = any || v.has_value();
-			if (v && !v->empty() && v->front() == '-')
-				v = " " + *v;	// keep a value from looking like "-"
-			c.cells.push_back(v ? *v : "-");
-		}
-		if (any)
-			cols.push_back(std::move(c));
-	};
-	auto attr = [](std::string_view name) {
-		return [name](const FileSystem &f) -> std::optional<std::string> {
-			if (const auto *v = f.get(name))
-				return *v;
-			return std::nullopt;
-		};
+		add_column(cols, fss, std::move(header), cell);
 	};
 	auto size = [](const FileSystem &f) -> std::optional<std::string> {
 		unsigned long long blocks;
@@ -252,81 +372,36 @@ std::string format_table(const Snapshot &snap)
 			return std::nullopt;
 		return human_bytes(blocks * TWINFS_BLOCK_SIZE);
 	};
-	auto use = [](const FileSystem &f) -> std::optional<std::string> {
+
+	cols.push_back(Column{"DEVICE", {}, false});
+	for (const FileSystem *f : fss)
+		cols.back().cells.push_back(f->device);
+	add("STATE", attr_cell("state"));
+	add("FORMAT", attr_cell("format_version"));
+	add("SIZE", size);
+	add("BLOCKS", attr_cell("blocks"));
+	add("FREE", attr_cell("free_blocks"));
+	add("USE%", [](const FileSystem &f) -> std::optional<std::string> {
 		unsigned long long blocks, free;
 		if (!parse_u64(f.get("blocks"), blocks) ||
 		    !parse_u64(f.get("free_blocks"), free) || !blocks || free > blocks)
 			return std::nullopt;
 		return std::to_string(((blocks - free) * 100 + blocks - 1) / blocks) + "%";
-	};
-
-	cols.push_back(Column{"DEVICE", {}, false});
-	for (const auto &f : fss)
-		cols.back().cells.push_back(f.device);
-	add("STATE", attr("state"));
-	add("FORMAT", attr("format_version"));
-	add("SIZE", size);
-	add("BLOCKS", attr("blocks"));
-	add("FREE", attr("free_blocks"));
-	add("USE%", use);
-	add("INODES", attr("inodes"));
-	add("IFREE", attr("free_inodes"));
-	add("AGS", attr("ag_count"));
+	});
+	add("INODES", attr_cell("inodes"));
+	add("IFREE", attr_cell("free_inodes"));
+	add("AGS", attr_cell("ag_count"));
 	std::vector<std::string> others;
-	for (const auto &f : fss)
-		for (const auto &[name, value] : f.attrs)
-			if (known_rank(name) < 0 &&
+	for (const FileSystem *f : fss)
+		for (const auto &[name, value] : f->attrs)
+			if (known_rank(name) < 0 && !is_change_memory_attr(name) &&
 			    std::find(others.begin(), others.end(), name) == others.end())
 				others.push_back(name);
 	std::sort(others.begin(), others.end());
 	for (const auto &name : others)
-		add(upper(name), attr(name));
-	add("OPTIONS", attr("mount_options"));
-
-	// Text columns are left-aligned; a column of numbers, sizes and
-	// percentages right-aligned.
-	for (auto &c : cols) {
-		if (!c.right)
-			continue;
-		for (const auto &v : c.cells) {
-			if (v == "-")
-				continue;
-			const bool numeric = !v.empty() && (v[0] >= '0' && v[0] <= '9') &&
-				std::all_of(v.begin(), v.end(), [](char ch) {
-					return (ch >= '0' && ch <= '9') || ch == '.' || ch == '%' ||
-					       ch == 'B' || ch == 'K' || ch == 'M' || ch == 'G' ||
-					       ch == 'T' || ch == 'P' || ch == 'E';
-				});
-			if (!numeric)
-				c.right = false;
-		}
-	}
-
-	std::vector<size_t> width;
-	for (const auto &c : cols) {
-		size_t w = c.header.size();
-		for (const auto &v : c.cells)
-			w = std::max(w, v.size());
-		width.push_back(w);
-	}
-	std::string out;
-	auto row = [&](auto &&cell) {
-		std::string line;
-		for (size_t i = 0; i < cols.size(); i++) {
-			const std::string &v = cell(cols[i]);
-			if (i)
-				line += "  ";
-			const std::string pad(width[i] - v.size(), ' ');
-			line += cols[i].right ? pad + v : v + pad;
-		}
-		while (!line.empty() && line.back() == ' ')
-			line.pop_back();
-		out += line + "\n";
-	};
-	row([](const Column &c) -> const std::string & { return c.header; });
-	for (size_t r = 0; r < fss.size(); r++)
-		row([r](const Column &c) -> const std::string & { return c.cells[r]; });
-	return out;
+		add(upper(name), attr_cell(name));
+	add("OPTIONS", attr_cell("mount_options"));
+	return render(cols) + change_memory_table(snap);
 }
 
 bool is_json_integer(std::string_view s)
@@ -377,11 +452,24 @@ std::string format_json(const Snapshot &snap)
 		out += i ? ",\n    {\n" : "\n    {\n";
 		out += "      \"device\": " + json_quote(f.device);
 		for (const auto &[name, value] : f.attrs) {
-			if (name == "device")
-				continue;	// the key names the directory
+			// "device" is the key naming the directory; the
+			// change memory has an object of its own.
+			if (name == "device" || is_change_memory_attr(name))
+				continue;
 			out += ",\n      " + json_quote(name) + ": ";
 			out += is_json_integer(value) ? value : json_quote(value);
 		}
+		std::string cm;
+		for (const auto name : kChangeMemoryAttrs) {
+			const std::string *value = f.get(name);
+			if (!value)
+				continue;
+			cm += cm.empty() ? "\n" : ",\n";
+			cm += "        " + json_quote(name) + ": ";
+			cm += is_json_integer(*value) ? *value : json_quote(*value);
+		}
+		if (!cm.empty())
+			out += ",\n      \"change_memory\": {" + cm + "\n      }";
 		out += "\n    }";
 	}
 	out += snap.filesystems.empty() ? "]\n" : "\n  ]\n";

@@ -277,3 +277,83 @@ TEST_CASE("status: JSON and size helpers", "[status]")
 	CHECK(human_bytes(10ull << 30) == "10G");
 	CHECK(human_bytes(3ull << 40) == "3.0T");
 }
+
+TEST_CASE("status: the change memory section", "[status]")
+{
+	TempDir tmp;
+	make_tree(tmp.path());
+	const fs::path vda = tmp.path() / "vda";
+	write_file(vda / "cm_device", "/dev/pmem0\n");
+	write_file(vda / "cm_size", "67108864\n");
+	write_file(vda / "cm_used", "1048576\n");
+	write_file(vda / "last_seq", "1234\n");
+	write_file(vda / "cp_seq", "1200\n");
+	write_file(vda / "cp_count", "17\n");
+	write_file(vda / "cp_dirty_blocks", "42\n");
+	write_file(vda / "records_replayed", "3\n");
+	const auto snap = read_snapshot(tmp.path());
+	CHECK(is_change_memory_attr("cp_seq"));
+	CHECK_FALSE(is_change_memory_attr("role"));
+
+	// Not columns of the main table; vdb has none, so it has no row.
+	CHECK(format_table(snap) ==
+	      "DEVICE  STATE    FORMAT  SIZE   BLOCKS     FREE  USE%  INODES  IFREE  AGS  ROLE  OPTIONS\n"
+	      "vda     mounted       1  1.0G   262144   200000   24%   65536  65530    8  -     rw,data=ordered\n"
+	      "vdb     mounted       1  4.0G  1048576  1048000    1%       -      -    -  mds   -\n"
+	      "\n"
+	      "change memory:\n"
+	      "DEVICE  CM_DEVICE   SIZE  USED  USE%  LAST_SEQ  CP_SEQ  CP_COUNT  DIRTY  REPLAYED\n"
+	      "vda     /dev/pmem0   64M  1.0M    2%      1234    1200        17     42         3\n");
+
+	const auto json = format_json(snap);
+	CHECK(json.find("      \"mount_options\": \"rw,data=ordered\",\n"
+			"      \"change_memory\": {\n"
+			"        \"cm_device\": \"/dev/pmem0\",\n"
+			"        \"cm_size\": 67108864,\n"
+			"        \"cm_used\": 1048576,\n"
+			"        \"last_seq\": 1234,\n"
+			"        \"cp_seq\": 1200,\n"
+			"        \"cp_count\": 17,\n"
+			"        \"cp_dirty_blocks\": 42,\n"
+			"        \"records_replayed\": 3\n"
+			"      }\n"
+			"    },\n") != std::string::npos);
+	CHECK(json.find("\"cp_seq\": 1200,\n        \"cp_count\"") != std::string::npos);
+	CHECK(json.find("\"role\": \"mds\"\n    }") != std::string::npos);	// vdb: none
+}
+
+TEST_CASE("status: change memory attributes that are missing are left out", "[status]")
+{
+	TempDir tmp;
+	write_file(tmp.path() / "vda" / "state", "mounted\n");
+	write_file(tmp.path() / "vdb" / "state", "mounted\n");
+	write_file(tmp.path() / "vdb" / "cp_seq", "5\n");
+	write_file(tmp.path() / "vdb" / "cm_size", "big\n");
+	const auto snap = read_snapshot(tmp.path());
+	CHECK(format_table(snap) ==
+	      "DEVICE  STATE\n"
+	      "vda     mounted\n"
+	      "vdb     mounted\n"
+	      "\n"
+	      "change memory:\n"
+	      "DEVICE  SIZE  CP_SEQ\n"
+	      "vdb     big        5\n");
+	CHECK(format_json(snap) == "{\n"
+				   "  \"module_loaded\": true,\n"
+				   "  \"sysfs\": \"" + tmp.path().string() + "\",\n"
+				   "  \"filesystems\": [\n"
+				   "    {\n"
+				   "      \"device\": \"vda\",\n"
+				   "      \"state\": \"mounted\"\n"
+				   "    },\n"
+				   "    {\n"
+				   "      \"device\": \"vdb\",\n"
+				   "      \"state\": \"mounted\",\n"
+				   "      \"change_memory\": {\n"
+				   "        \"cm_size\": \"big\",\n"
+				   "        \"cp_seq\": 5\n"
+				   "      }\n"
+				   "    }\n"
+				   "  ]\n"
+				   "}\n");
+}

@@ -4,6 +4,7 @@
 // sysfs tree.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -17,6 +18,16 @@ namespace twinfs::status {
 inline constexpr std::string_view kDefaultSysfsRoot = "/sys/fs/twinfs";
 // Environment variable overriding it (tests, debugging).
 inline constexpr std::string_view kSysfsRootEnv = "TWINFS_SYSFS";
+
+// The change memory's attributes, shown in a section of their own (table:
+// "change memory:" after the main table; JSON: a "change_memory" object
+// per file system) when a file system has at least one of them.  A module
+// without the change memory has none: the section is then left out.
+inline constexpr std::array<std::string_view, 8> kChangeMemoryAttrs{
+	"cm_device", "cm_size", "cm_used", "last_seq",
+	"cp_seq", "cp_count", "cp_dirty_blocks", "records_replayed",
+};
+bool is_change_memory_attr(std::string_view name);
 
 struct FileSystem {
 	std::string device;
@@ -43,11 +54,14 @@ std::filesystem::path sysfs_root();
 Snapshot read_snapshot(const std::filesystem::path &root);
 
 // An aligned table, one row per file system, or a one-line message when
-// none is mounted or the module is not loaded.  Ends with a newline.
+// none is mounted or the module is not loaded; then the change memory
+// section, if any.  Ends with a newline.
 std::string format_table(const Snapshot &snap);
 
 // A JSON document: {"module_loaded":..., "sysfs":..., "filesystems":[...]}.
-// Values that are decimal integers are JSON numbers, others strings.
+// Values that are decimal integers are JSON numbers, others strings.  The
+// change memory attributes of a file system are in its "change_memory"
+// object (under their file names), left out when it has none.
 std::string format_json(const Snapshot &snap);
 
 // Helpers, exposed for the tests.
