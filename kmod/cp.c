@@ -712,6 +712,9 @@ void twinfs_cp_start(struct super_block *sb)
 {
 	struct twinfs_cp *cp = CP(sb);
 
+	if (READ_ONCE(cp->running))
+		return;
+
 	INIT_DELAYED_WORK(&cp->work, twinfs_cp_worker);
 	WRITE_ONCE(cp->running, true);
 	queue_delayed_work(cp->wq, &cp->work, cp->interval);

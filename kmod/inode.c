@@ -156,6 +156,35 @@ static void twinfs_raw_to_inode(struct inode *inode,
 	memcpy(ei->ext, raw->i_ext, sizeof(ei->ext));
 }
 
+/*
+ * Whether inode ino exists with a link (replay: the records of a file
+ * that was unlinked while open name it after its last unlink).
+ */
+bool twinfs_inode_linked(struct super_block *sb, unsigned long ino)
+{
+	const struct twinfs_inode *raw;
+	struct buffer_head *bh;
+	struct inode *inode;
+	bool linked;
+	u32 off;
+
+	if (!twinfs_ino_valid(sb, ino))
+		return false;
+	inode = ilookup(sb, ino);
+	if (inode) {
+		linked = inode->i_nlink > 0;
+		iput(inode);
+		return linked;
+	}
+	bh = twinfs_read_inode_block(sb, ino, &off);
+	if (!bh)
+		return true;	/* let iget report the error */
+	raw = (const struct twinfs_inode *)(bh->b_data + off);
+	linked = le16_to_cpu(raw->i_mode) && le32_to_cpu(raw->i_nlink);
+	brelse(bh);
+	return linked;
+}
+
 struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
 {
 	const struct twinfs_inode *raw;

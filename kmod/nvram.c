@@ -417,7 +417,8 @@ struct twinfs_cm_lane *twinfs_cm_get_credit(struct super_block *sb,
 
 	for (;;) {
 		mutex_lock(&l->lock);
-		ok = twinfs_cm_room(l, credit);
+		/* A failed device frees nothing: the append will fail. */
+		ok = twinfs_cm_room(l, credit) || READ_ONCE(cm->failed);
 		if (ok)
 			l->reserved += credit;
 		mutex_unlock(&l->lock);

@@ -25,6 +25,7 @@ struct twinfs_replay_ctx {
 	const struct twinfs_cm_rec_info *ri;
 	const struct twinfs_cm_attrs *a;
 	const char *why;
+	u32 skipped;		/* records of files no longer linked */
 };
 
 static int twinfs_replay_bad(struct twinfs_replay_ctx *c, const char *why)
@@ -395,6 +396,18 @@ static int twinfs_replay_write(struct twinfs_replay_ctx *c)
 static int twinfs_replay_one(struct twinfs_replay_ctx *c)
 {
 	switch (c->ri->op) {
+	case TWINFS_CM_OP_SETATTR:
+	case TWINFS_CM_OP_TRUNCATE:
+	case TWINFS_CM_OP_WRITE:
+		/* A file unlinked while open took its changes with it. */
+		if (c->a->ino <= U32_MAX &&
+		    !twinfs_inode_linked(c->sb, (unsigned long)c->a->ino)) {
+			c->skipped++;
+			return 0;
+		}
+		break;
+	}
+	switch (c->ri->op) {
 	case TWINFS_CM_OP_CREATE:
 	case TWINFS_CM_OP_MKNOD:
 	case TWINFS_CM_OP_MKDIR:
@@ -454,9 +467,9 @@ int twinfs_replay(struct super_block *sb, struct twinfs_cm_found *found)
 	sbi->records_replayed = plan->count;
 	err = twinfs_cp_run(sb) ?: twinfs_cm_reset(sb, plan->max_seq);
 	if (!err)
-		twinfs_info(sb, "replayed %u change records (seq %llu..%llu) after consistency point %llu; %u unacknowledged records at the tail discarded",
+		twinfs_info(sb, "replayed %u change records (seq %llu..%llu) after consistency point %llu (%u of files unlinked since); %u unacknowledged records at the tail discarded",
 			    plan->count, found->ents[plan->first].seq,
 			    plan->last_seq, found->ents[plan->first].seq - 1,
-			    plan->discarded);
+			    c.skipped, plan->discarded);
 	return err;
 }

@@ -395,6 +395,8 @@ static int twinfs_reconfigure(struct fs_context *fc)
 		twinfs_write_super(sb, (fc->sb_flags & SB_RDONLY) ?
 				   TWINFS_STATE_CLEAN : TWINFS_STATE_MOUNTED,
 				   true);
+	if (!(fc->sb_flags & SB_RDONLY))
+		twinfs_cp_start(sb);
 	return 0;
 }
 

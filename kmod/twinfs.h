@@ -122,6 +122,7 @@ extern struct file_system_type twinfs_fs_type;
 
 /* inode.c */
 struct inode *twinfs_iget(struct super_block *sb, unsigned long ino);
+bool twinfs_inode_linked(struct super_block *sb, unsigned long ino);
 struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 			       const char *symname);
 void twinfs_discard_new_inode(struct inode *inode);
