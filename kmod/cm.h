@@ -68,6 +68,11 @@ void twinfs_cm_set_seq(struct super_block *sb, u64 seq);
 void twinfs_cm_stats(struct super_block *sb, u64 *size, u64 *used);
 const char *twinfs_cm_device(struct super_block *sb);
 bool twinfs_cm_volatile(struct super_block *sb);
+struct twinfs_cm_header_info {
+	const u8 *region;		/* the image */
+	u64 size;
+};
+void twinfs_cm_info(struct super_block *sb, struct twinfs_cm_header_info *i);
 bool twinfs_cm_wants_cp(struct super_block *sb);
 
 /* ---- record.c: what an operation's records say ---- */

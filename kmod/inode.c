@@ -156,36 +156,8 @@ static void twinfs_raw_to_inode(struct inode *inode,
 	memcpy(ei->ext, raw->i_ext, sizeof(ei->ext));
 }
 
-/*
- * Whether inode ino exists with a link (replay: the records of a file
- * that was unlinked while open name it after its last unlink).
- */
-bool twinfs_inode_linked(struct super_block *sb, unsigned long ino)
-{
-	const struct twinfs_inode *raw;
-	struct buffer_head *bh;
-	struct inode *inode;
-	bool linked;
-	u32 off;
-
-	if (!twinfs_ino_valid(sb, ino))
-		return false;
-	inode = ilookup(sb, ino);
-	if (inode) {
-		linked = inode->i_nlink > 0;
-		iput(inode);
-		return linked;
-	}
-	bh = twinfs_read_inode_block(sb, ino, &off);
-	if (!bh)
-		return true;	/* let iget report the error */
-	raw = (const struct twinfs_inode *)(bh->b_data + off);
-	linked = le16_to_cpu(raw->i_mode) && le32_to_cpu(raw->i_nlink);
-	brelse(bh);
-	return linked;
-}
-
-struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
+static struct inode *__twinfs_iget(struct super_block *sb, unsigned long ino,
+				   bool orphan_ok)
 {
 	const struct twinfs_inode *raw;
 	struct buffer_head *bh;
@@ -216,7 +188,7 @@ struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
 	}
 	twinfs_raw_to_inode(inode, raw);
 	brelse(bh);
-	if (!inode->i_nlink) {
+	if (!inode->i_nlink && !orphan_ok) {
 		twinfs_corrupt(sb, __func__, "inode %lu: in use with no links", ino);
 		err = -EUCLEAN;
 		goto fail;
@@ -228,6 +200,73 @@ struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
 fail:
 	iget_failed(inode);
 	return ERR_PTR(err);
+}
+
+enum { TWINFS_INO_FREE, TWINFS_INO_LINKED, TWINFS_INO_ORPHAN };
+
+/* What the inode table (or the inode cache) says of inode ino. */
+static int twinfs_ino_state(struct super_block *sb, unsigned long ino)
+{
+	const struct twinfs_inode *raw;
+	struct buffer_head *bh;
+	struct inode *inode;
+	int state;
+	u32 off;
+
+	if (!twinfs_ino_valid(sb, ino))
+		return TWINFS_INO_FREE;
+	inode = ilookup(sb, ino);
+	if (inode) {
+		state = inode->i_nlink ? TWINFS_INO_LINKED : TWINFS_INO_ORPHAN;
+		iput(inode);
+		return state;
+	}
+	bh = twinfs_read_inode_block(sb, ino, &off);
+	if (!bh)
+		return TWINFS_INO_LINKED;	/* let iget report the error */
+	raw = (const struct twinfs_inode *)(bh->b_data + off);
+	if (!le16_to_cpu(raw->i_mode))
+		state = TWINFS_INO_FREE;
+	else if (le32_to_cpu(raw->i_nlink))
+		state = TWINFS_INO_LINKED;
+	else
+		state = TWINFS_INO_ORPHAN;
+	brelse(bh);
+	return state;
+}
+
+/* Whether inode ino exists with a link (replay: the records of a file
+ * that was unlinked while open name it after its last unlink). */
+bool twinfs_inode_linked(struct super_block *sb, unsigned long ino)
+{
+	return twinfs_ino_state(sb, ino) == TWINFS_INO_LINKED;
+}
+
+struct inode *twinfs_iget(struct super_block *sb, unsigned long ino)
+{
+	return __twinfs_iget(sb, ino, false);
+}
+
+/*
+ * Frees inode ino if it is an orphan: in use with no link left (a crash
+ * caught it between its last unlink and its eviction).  Returns true if
+ * it did.  Not inside an operation.
+ */
+bool twinfs_reap_orphan(struct super_block *sb, unsigned long ino)
+{
+	struct inode *inode;
+	bool orphan;
+
+	if (twinfs_ino_state(sb, ino) != TWINFS_INO_ORPHAN)
+		return false;
+	inode = __twinfs_iget(sb, ino, true);
+	if (IS_ERR(inode))
+		return false;
+	orphan = !inode->i_nlink;
+	if (orphan)
+		twinfs_info(sb, "freeing orphan inode %lu", ino);
+	iput(inode);		/* nlink 0: evicted and freed now */
+	return orphan;
 }
 
 static void twinfs_inode_to_raw(struct inode *inode, struct twinfs_inode *raw)

@@ -27,6 +27,7 @@
 #include <linux/wait_bit.h>
 #include "cm.h"
 #include "op.h"
+#include "mirror.h"
 
 #define TWINFS_CM_VOLATILE_SIZE	(16u << 20)
 #define TWINFS_CM_DONE_RING	4096u	/* > records ever in flight */
@@ -92,12 +93,17 @@ static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
 	return err;
 }
 
+/* The range is durable here and, when mirrored, on the partner. */
 static int twinfs_cm_persist(struct twinfs_cm *cm, u64 off, u64 len)
 {
+	u64 end = round_up(off + len, SECTOR_SIZE);
 	int err;
 
-	if (!cm->bdev)
-		return 0;
+	off = round_down(off, SECTOR_SIZE);
+	len = end - off;
+	err = twinfs_mirror_write(cm->sb, cm->region, off, len);
+	if (err || !cm->bdev)
+		return err;
 	err = twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA, off, len);
 	if (err && !cm->failed) {
 		cm->failed = true;
@@ -274,6 +280,12 @@ void twinfs_cm_close(struct super_block *sb)
 	vfree(cm->region);
 	kvfree(cm);
 	TWINFS_SB(sb)->cm = NULL;
+}
+
+void twinfs_cm_info(struct super_block *sb, struct twinfs_cm_header_info *i)
+{
+	i->region = CM(sb)->region;
+	i->size = CM(sb)->size;
 }
 
 bool twinfs_cm_volatile(struct super_block *sb)

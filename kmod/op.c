@@ -8,6 +8,7 @@
 #include <linux/slab.h>
 #include "op.h"
 #include "fault.h"
+#include "mirror.h"
 
 /* An operation's attributes as the undo log keeps them. */
 struct twinfs_inode_attrs {
@@ -68,6 +69,9 @@ void twinfs_op_begin_credit(struct twinfs_op *op, struct super_block *sb,
 	op->seq = 0;
 	op->nrec = 0;
 	op->ninodes = 0;
+	/* mirror=required: no operation starts without the partner (it
+	 * runs, and rolls back at its end, if the partner stays away). */
+	op->begin_err = sbi->replaying ? 0 : twinfs_mirror_ready(sb);
 	/* Room in the change memory first, then the freeze lock: waiting
 	 * for room waits for a consistency point, which needs the lock. */
 	if (!sbi->replaying) {
@@ -286,7 +290,7 @@ int twinfs_op_end(struct twinfs_op *op, int err)
 	int i;
 
 	if (!err)
-		err = twinfs_fault(op->sb, TWINFS_FAULT_COMMIT);
+		err = op->begin_err ?: twinfs_fault(op->sb, TWINFS_FAULT_COMMIT);
 	/* The records go out while the operation holds its locks: an
 	 * operation that depends on this one gets a higher seq. */
 	if (!err && op->lane && op->nrec)

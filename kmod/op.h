@@ -51,6 +51,7 @@ struct twinfs_op {
 	u64 seq;			/* last record appended */
 	int nrec;
 	struct twinfs_rec_desc rec[2];
+	int begin_err;			/* mirror=required, no partner */
 	int ninodes;			/* inodes to copy to their table */
 	struct inode *inodes[6];
 };

@@ -110,6 +110,10 @@ static int twinfs_replay_create(struct twinfs_replay_ctx *c)
 		err = twinfs_replay_bad(c, "creates a name that exists");
 		goto out_child;
 	}
+	/* A consistency point may have caught the inode that had this
+	 * number between its last unlink and its eviction. */
+	if (a->ino <= U32_MAX)
+		twinfs_reap_orphan(c->sb, (unsigned long)a->ino);
 	sbi->replay_ino = a->ino;
 	switch (c->ri->op) {
 	case TWINFS_CM_OP_CREATE:

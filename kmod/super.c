@@ -11,6 +11,7 @@
 #include "twinfs.h"
 #include "fault.h"
 #include "cm.h"
+#include "mirror.h"
 
 void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 {
@@ -59,6 +60,34 @@ static int twinfs_write_super(struct super_block *sb, u32 state, bool sync)
 	return sync_dirty_buffer(sbi->sbh);
 }
 
+static void twinfs_take_string(char **dst, struct fs_parameter *param)
+{
+	kfree(*dst);
+	*dst = param->string;
+	param->string = NULL;
+}
+
+/* The strings of a copy of the options are its own. */
+static int twinfs_opts_dup(struct twinfs_mount_opts *dst,
+			   const struct twinfs_mount_opts *src)
+{
+	*dst = *src;
+	dst->nvram = kstrdup(src->nvram, GFP_KERNEL);
+	dst->partner = kstrdup(src->partner, GFP_KERNEL);
+	dst->cluster_key = kstrdup(src->cluster_key, GFP_KERNEL);
+	if ((src->nvram && !dst->nvram) || (src->partner && !dst->partner) ||
+	    (src->cluster_key && !dst->cluster_key))
+		return -ENOMEM;
+	return 0;
+}
+
+static void twinfs_opts_free(struct twinfs_mount_opts *o)
+{
+	kfree(o->nvram);
+	kfree(o->partner);
+	kfree(o->cluster_key);
+}
+
 static void twinfs_put_super(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
@@ -66,15 +95,17 @@ static void twinfs_put_super(struct super_block *sb)
 	twinfs_cp_stop(sb);
 	twinfs_sysfs_unregister(sb);
 	twinfs_fault_exit(sb);
-	/* The last point takes what evicting the inodes freed. */
+	/* The last point takes what evicting the inodes freed; its trim
+	 * reaches the partner too. */
 	if (!sb_rdonly(sb) && !twinfs_cp_run(sb))
 		twinfs_write_super(sb, TWINFS_STATE_CLEAN, true);
+	twinfs_mirror_stop(sb);
 	twinfs_cp_destroy(sb);
 	twinfs_cm_close(sb);
 	twinfs_alloc_destroy(sb);
 	brelse(sbi->sbh);
 	sb->s_fs_info = NULL;
-	kfree(sbi->opts.nvram);
+	twinfs_opts_free(&sbi->opts);
 	kfree(sbi);
 }
 
@@ -121,6 +152,12 @@ static int twinfs_show_options(struct seq_file *seq, struct dentry *root)
 		seq_printf(seq, ",node=%u", sbi->opts.node);
 	if (sbi->opts.cp_interval_ms != TWINFS_CP_INTERVAL_MS)
 		seq_printf(seq, ",cp_interval_ms=%u", sbi->opts.cp_interval_ms);
+	if (sbi->opts.partner)
+		seq_show_option(seq, "partner", sbi->opts.partner);
+	if (sbi->opts.cluster_key)
+		seq_show_option(seq, "cluster_key", sbi->opts.cluster_key);
+	if (sbi->opts.mirror_required)
+		seq_puts(seq, ",mirror=required");
 	return 0;
 }
 
@@ -135,7 +172,14 @@ static const struct super_operations twinfs_sops = {
 	.show_options	= twinfs_show_options,
 };
 
-enum { Opt_errors, Opt_fault_inject, Opt_nvram, Opt_node, Opt_cp_interval };
+enum { Opt_errors, Opt_fault_inject, Opt_nvram, Opt_node, Opt_cp_interval,
+       Opt_partner, Opt_cluster_key, Opt_mirror, Opt_mirror_timeout };
+
+static const struct constant_table twinfs_param_mirror[] = {
+	{ "degraded",	0 },
+	{ "required",	1 },
+	{}
+};
 
 static const struct constant_table twinfs_param_errors[] = {
 	{ "continue",	TWINFS_ERRORS_CONTINUE },
@@ -149,6 +193,10 @@ static const struct fs_parameter_spec twinfs_param_spec[] = {
 	fsparam_string("nvram", Opt_nvram),
 	fsparam_u32("node", Opt_node),
 	fsparam_u32("cp_interval_ms", Opt_cp_interval),
+	fsparam_string("partner", Opt_partner),
+	fsparam_string("cluster_key", Opt_cluster_key),
+	fsparam_enum("mirror", Opt_mirror, twinfs_param_mirror),
+	fsparam_u32("mirror_timeout_ms", Opt_mirror_timeout),
 	{}
 };
 
@@ -170,9 +218,22 @@ static int twinfs_parse_param(struct fs_context *fc,
 		opts->fault_inject = true;
 		break;
 	case Opt_nvram:
-		kfree(opts->nvram);
-		opts->nvram = param->string;
-		param->string = NULL;
+		twinfs_take_string(&opts->nvram, param);
+		break;
+	case Opt_partner:
+		twinfs_take_string(&opts->partner, param);
+		break;
+	case Opt_cluster_key:
+		twinfs_take_string(&opts->cluster_key, param);
+		break;
+	case Opt_mirror:
+		opts->mirror_required = result.uint_32;
+		break;
+	case Opt_mirror_timeout:
+		if (result.uint_32 < 100 || result.uint_32 > 600000)
+			return invalfc(fc, "mirror_timeout_ms=%u: 100 .. 600000",
+				       result.uint_32);
+		opts->mirror_timeout_ms = result.uint_32;
 		break;
 	case Opt_node:
 		if (result.uint_32 >= TWINFS_MAX_NODES)
@@ -234,16 +295,10 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	if (!sbi)
 		return -ENOMEM;
 	sbi->sb = sb;
-	sbi->opts = *opts;
-	sbi->opts.nvram = NULL;
 	sb->s_fs_info = sbi;
-	if (opts->nvram) {
-		sbi->opts.nvram = kstrdup(opts->nvram, GFP_KERNEL);
-		if (!sbi->opts.nvram) {
-			err = -ENOMEM;
-			goto out_free;
-		}
-	}
+	err = twinfs_opts_dup(&sbi->opts, opts);
+	if (err)
+		goto out_free;
 
 	if (!sb_set_blocksize(sb, TWINFS_BLOCK_SIZE)) {
 		twinfs_err(sb, "device does not support %u-byte blocks",
@@ -332,7 +387,7 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 			twinfs_err(sb, "cannot write the superblock: %d", err);
 			goto out_sysfs;
 		}
-		err = twinfs_replay(sb, &found);
+		err = twinfs_replay(sb, &found) ?: twinfs_mirror_start(sb);
 		if (err)
 			goto out_sysfs;
 		twinfs_cp_start(sb);
@@ -360,7 +415,7 @@ out_brelse:
 	brelse(sbi->sbh);
 out_free:
 	sb->s_fs_info = NULL;
-	kfree(sbi->opts.nvram);
+	twinfs_opts_free(&sbi->opts);
 	kfree(sbi);
 	return err;
 }
@@ -370,12 +425,17 @@ static int twinfs_get_tree(struct fs_context *fc)
 	return get_tree_bdev(fc, twinfs_fill_super);
 }
 
+static bool twinfs_same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
 static int twinfs_reconfigure(struct fs_context *fc)
 {
 	struct super_block *sb = fc->root->d_sb;
 	struct twinfs_mount_opts *opts = fc->fs_private;
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
-	char *nvram;
+	struct twinfs_mount_opts keep;
 
 	sync_filesystem(sb);
 	if (opts->fault_inject != sbi->opts.fault_inject) {
@@ -383,14 +443,18 @@ static int twinfs_reconfigure(struct fs_context *fc)
 		return -EINVAL;
 	}
 	if (opts->node != sbi->opts.node ||
-	    (!opts->nvram) != (!sbi->opts.nvram) ||
-	    (opts->nvram && strcmp(opts->nvram, sbi->opts.nvram))) {
-		errorf(fc, "twinfs: nvram= and node= cannot change on remount");
+	    !twinfs_same_str(opts->nvram, sbi->opts.nvram) ||
+	    !twinfs_same_str(opts->partner, sbi->opts.partner) ||
+	    !twinfs_same_str(opts->cluster_key, sbi->opts.cluster_key)) {
+		errorf(fc, "twinfs: nvram=, node=, partner= and cluster_key= cannot change on remount");
 		return -EINVAL;
 	}
-	nvram = sbi->opts.nvram;	/* fc frees its own copy */
+	/* fc frees its own copies of the strings */
+	keep = sbi->opts;
 	sbi->opts = *opts;
-	sbi->opts.nvram = nvram;
+	sbi->opts.nvram = keep.nvram;
+	sbi->opts.partner = keep.partner;
+	sbi->opts.cluster_key = keep.cluster_key;
 	if ((fc->sb_flags ^ sb->s_flags) & SB_RDONLY)
 		twinfs_write_super(sb, (fc->sb_flags & SB_RDONLY) ?
 				   TWINFS_STATE_CLEAN : TWINFS_STATE_MOUNTED,
@@ -405,7 +469,7 @@ static void twinfs_free_fc(struct fs_context *fc)
 	struct twinfs_mount_opts *opts = fc->fs_private;
 
 	if (opts)
-		kfree(opts->nvram);
+		twinfs_opts_free(opts);
 	kfree(opts);
 }
 
@@ -424,17 +488,12 @@ static int twinfs_init_fs_context(struct fs_context *fc)
 	if (!opts)
 		return -ENOMEM;
 	opts->cp_interval_ms = TWINFS_CP_INTERVAL_MS;
-	if (fc->purpose == FS_CONTEXT_FOR_RECONFIGURE) {
-		*opts = TWINFS_SB(fc->root->d_sb)->opts;
-		opts->nvram = NULL;
-		if (TWINFS_SB(fc->root->d_sb)->opts.nvram) {
-			opts->nvram = kstrdup(TWINFS_SB(fc->root->d_sb)->opts.nvram,
-					      GFP_KERNEL);
-			if (!opts->nvram) {
-				kfree(opts);
-				return -ENOMEM;
-			}
-		}
+	opts->mirror_timeout_ms = TWINFS_MIRROR_TIMEOUT_MS;
+	if (fc->purpose == FS_CONTEXT_FOR_RECONFIGURE &&
+	    twinfs_opts_dup(opts, &TWINFS_SB(fc->root->d_sb)->opts)) {
+		twinfs_opts_free(opts);
+		kfree(opts);
+		return -ENOMEM;
 	}
 	fc->fs_private = opts;
 	fc->ops = &twinfs_context_ops;

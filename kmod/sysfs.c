@@ -5,6 +5,7 @@
  */
 #include <linux/sysfs.h>
 #include "cm.h"
+#include "mirror.h"
 
 static struct kset *twinfs_kset;
 
@@ -131,6 +132,12 @@ static ssize_t records_replayed_show(struct twinfs_sb_info *sbi, char *buf)
 	return sysfs_emit(buf, "%llu\n", sbi->records_replayed);
 }
 
+static ssize_t mirror_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return twinfs_mirror_show(sbi->sb, buf);
+}
+
+TWINFS_ATTR_RO(mirror);
 TWINFS_ATTR_RO(cm_device);
 TWINFS_ATTR_RO(cm_size);
 TWINFS_ATTR_RO(cm_used);
@@ -173,6 +180,7 @@ static struct attribute *twinfs_attrs[] = {
 	&twinfs_attr_cp_count.attr,
 	&twinfs_attr_cp_dirty_blocks.attr,
 	&twinfs_attr_records_replayed.attr,
+	&twinfs_attr_mirror.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(twinfs);
@@ -232,13 +240,42 @@ void twinfs_sysfs_unregister(struct super_block *sb)
 	wait_for_completion(&sbi->kobj_unregister);
 }
 
+/* /sys/fs/twinfs/mirror_target: the partner's end of mirroring. */
+static ssize_t mirror_target_show(struct kobject *kobj,
+				  struct kobj_attribute *attr, char *buf)
+{
+	return twinfs_target_show(buf);
+}
+
+static ssize_t mirror_target_store(struct kobject *kobj,
+				   struct kobj_attribute *attr,
+				   const char *buf, size_t len)
+{
+	int err = twinfs_target_command(buf);
+
+	return err ? err : len;
+}
+
+static struct kobj_attribute twinfs_mirror_target_attr =
+	__ATTR(mirror_target, 0600, mirror_target_show, mirror_target_store);
+
 int twinfs_sysfs_init(void)
 {
+	int err;
+
 	twinfs_kset = kset_create_and_add("twinfs", NULL, fs_kobj);
-	return twinfs_kset ? 0 : -ENOMEM;
+	if (!twinfs_kset)
+		return -ENOMEM;
+	err = sysfs_create_file(&twinfs_kset->kobj,
+				&twinfs_mirror_target_attr.attr);
+	if (err)
+		kset_unregister(twinfs_kset);
+	return err;
 }
 
 void twinfs_sysfs_exit(void)
 {
+	twinfs_target_exit();
+	sysfs_remove_file(&twinfs_kset->kobj, &twinfs_mirror_target_attr.attr);
 	kset_unregister(twinfs_kset);
 }

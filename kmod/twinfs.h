@@ -28,6 +28,7 @@
 
 #define TWINFS_LINK_MAX 65000
 #define TWINFS_CP_INTERVAL_MS 5000u
+#define TWINFS_MIRROR_TIMEOUT_MS 2000u
 
 /*
  * A metadata buffer whose checksum and structure were checked after it was
@@ -45,12 +46,17 @@ struct twinfs_mount_opts {
 	enum twinfs_errors errors;
 	bool fault_inject;		/* test mounts: arm fault points */
 	char *nvram;			/* change memory device, or NULL */
+	char *partner;			/* mirror partner a.b.c.d[:port] */
+	char *cluster_key;		/* file holding the cluster key */
+	bool mirror_required;		/* mirror=required */
+	u32 mirror_timeout_ms;		/* partner silent this long: gone */
 	u32 node;			/* this node's id (its CP area) */
 	u32 cp_interval_ms;		/* consistency point period */
 };
 
 struct twinfs_cm;
 struct twinfs_cp;
+struct twinfs_mirror;
 
 struct twinfs_fault;
 
@@ -78,6 +84,7 @@ struct twinfs_sb_info {
 	atomic64_t pages_restored;
 	struct twinfs_cm *cm;		/* change memory (nvram.c) */
 	struct twinfs_cp *cp;		/* consistency points (cp.c) */
+	struct twinfs_mirror *mirror;	/* partner link (mirror.c) */
 	bool replaying;			/* mount: records are replayed */
 	u64 replay_ino;			/* replay: the inode to create */
 	u64 records_replayed;
@@ -123,6 +130,7 @@ extern struct file_system_type twinfs_fs_type;
 /* inode.c */
 struct inode *twinfs_iget(struct super_block *sb, unsigned long ino);
 bool twinfs_inode_linked(struct super_block *sb, unsigned long ino);
+bool twinfs_reap_orphan(struct super_block *sb, unsigned long ino);
 struct inode *twinfs_new_inode(struct inode *dir, umode_t mode,
 			       const char *symname);
 void twinfs_discard_new_inode(struct inode *inode);

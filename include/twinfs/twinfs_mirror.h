@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * twinfs mirror link: the wire format between an owner's twinfs.ko and its
+ * partner's (Documentation/design.md, "Mirroring").  Every multi-byte field
+ * is little endian.  A frame is a struct twinfs_mirror_frame, then f_len
+ * payload bytes.
+ *
+ * The partner keeps a byte-for-byte copy of the owner's change-memory
+ * region on a device of its own; the owner sends every range it makes
+ * durable locally (records and header writes) as a WRITE and answers its
+ * caller only when the partner has ACKed it.  Takeover is a mount of the
+ * file system with the copy as nvram= and the owner's node=.
+ *
+ * Handshake (client = owner, server = partner):
+ *   C -> S  HELLO      payload struct twinfs_mirror_hello (client nonce)
+ *   S -> C  CHALLENGE  payload server nonce, HMAC-SHA256(key, "twinfs-s" |
+ *                      client nonce | server nonce)
+ *   C -> S  AUTH       payload HMAC-SHA256(key, "twinfs-c" | server nonce |
+ *                      client nonce)
+ *   S -> C  READY      no payload
+ * then C -> S WRITE (f_off, payload: the bytes), S -> C ACK (f_id of the
+ * WRITE, once the bytes are durable on the partner).  Anything else, a bad
+ * checksum, a bad length or a failed HMAC closes the connection.
+ */
+#ifndef TWINFS_MIRROR_H
+#define TWINFS_MIRROR_H
+
+#include <linux/types.h>
+#include "twinfs_format.h"
+
+#define TWINFS_MIRROR_MAGIC	0x544d5752u	/* "RWMT" on the wire */
+#define TWINFS_MIRROR_VERSION	1u
+#define TWINFS_MIRROR_NONCE	32u
+#define TWINFS_MIRROR_MAC	32u		/* HMAC-SHA256 */
+#define TWINFS_MIRROR_PAYLOAD_MAX (256u << 10)
+#define TWINFS_MIRROR_PORT	7790u
+
+enum twinfs_mirror_type {
+	TWINFS_MIRROR_HELLO = 1,
+	TWINFS_MIRROR_CHALLENGE = 2,
+	TWINFS_MIRROR_AUTH = 3,
+	TWINFS_MIRROR_READY = 4,
+	TWINFS_MIRROR_WRITE = 5,
+	TWINFS_MIRROR_ACK = 6,
+};
+
+struct twinfs_mirror_frame {
+	__le32 f_magic;
+	__le16 f_type;			/* TWINFS_MIRROR_* */
+	__le16 f_flags;			/* 0 */
+	__le64 f_id;			/* WRITE: request id; ACK: the same */
+	__le64 f_off;			/* WRITE: offset in the region */
+	__le32 f_len;			/* payload bytes */
+	__le32 f_data_crc;		/* crc32c of the payload */
+	__le32 f_pad;
+	__le32 f_crc;			/* crc32c of the frame, this field 0 */
+};
+
+struct twinfs_mirror_hello {
+	__le32 h_version;		/* TWINFS_MIRROR_VERSION */
+	__le32 h_node_id;		/* the owner's node */
+	__u8   h_uuid[16];		/* the file system */
+	__le64 h_region_size;		/* bytes the copy must hold */
+	__u8   h_nonce[TWINFS_MIRROR_NONCE];
+};
+
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_frame) == 40,
+		     "mirror frame header size");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_hello) == 64,
+		     "mirror hello size");
+
+#endif /* TWINFS_MIRROR_H */

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: the owner's end of the mirror link (seed 001: the write is
+ * stored in the first store and mirrored in the second, and the source is
+ * answered when both hold it; seed 004: a copy of every change descriptor
+ * on both servers).
+ *
+ * A mount with partner= keeps a TCP connection to the partner's mirror
+ * target.  Every range the change memory makes durable locally (records,
+ * header writes) is sent as a WRITE before the local write and waited for
+ * after it, so the caller is answered only when both copies exist; writes
+ * of different lanes are in flight together on the one connection
+ * (pipelined, acknowledged by id).  A thread owns the connection: it
+ * connects, authenticates, copies the whole region over (resync), then
+ * reads ACKs.  When the partner goes away (an error, or no ACK within
+ * mirror_timeout_ms) the pair is degraded: with mirror=degraded the
+ * change memory goes on alone and says so, with mirror=required new
+ * operations wait for the partner (bounded) and then fail with -ENOLINK.
+ *
+ * Locks: m->send_lock (the socket's sending side and m->sock) is taken
+ * under a lane lock or the change-memory header lock; m->lock (spinlock:
+ * the pending list and the state) under neither or under send_lock.
+ */
+#include <crypto/algapi.h>
+#include <linux/kthread.h>
+#include <linux/random.h>
+#include <linux/delay.h>
+#include <linux/slab.h>
+#include <linux/tcp.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include "mirror.h"
+#include "cm.h"
+
+enum twinfs_mirror_state { MIRROR_DOWN, MIRROR_SYNCING, MIRROR_MIRRORED };
+
+static const char *const twinfs_mirror_state_name[] = {
+	"degraded", "resyncing", "mirrored",
+};
+
+struct twinfs_mirror_req {
+	struct list_head list;
+	u64 id;
+	int status;			/* 1 pending, 0 acked, < 0 failed */
+};
+
+struct twinfs_mirror {
+	struct super_block *sb;
+	struct sockaddr_in addr;
+	struct twinfs_mirror_key key;
+	struct mutex send_lock;
+	spinlock_t lock;
+	struct list_head pending;
+	u64 next_id;
+	struct socket *sock;
+	enum twinfs_mirror_state state;
+	struct task_struct *thread;
+	wait_queue_head_t wq;
+	unsigned long timeout;		/* jiffies */
+	u64 writes;
+	u64 resyncs;
+	bool warned;
+};
+
+static struct twinfs_mirror *MIR(struct super_block *sb)
+{
+	return TWINFS_SB(sb)->mirror;
+}
+
+static void twinfs_mirror_set_state(struct twinfs_mirror *m,
+				    enum twinfs_mirror_state st)
+{
+	enum twinfs_mirror_state was;
+
+	spin_lock(&m->lock);
+	was = m->state;
+	m->state = st;
+	spin_unlock(&m->lock);
+	if (was == st)
+		return;
+	if (st == MIRROR_MIRRORED)
+		twinfs_info(m->sb, "mirror: mirrored to %pISpc over tcp",
+			    &m->addr);
+	else if (st == MIRROR_DOWN)
+		twinfs_warn(m->sb, "mirror: partner %pISpc lost; %s",
+			    &m->addr, TWINFS_SB(m->sb)->opts.mirror_required ?
+			    "operations wait for it (mirror=required)" :
+			    "going on with local NVRAM only (mirror=degraded)");
+	wake_up_all(&m->wq);
+}
+
+/* Fails every request still waiting for an ACK. */
+static void twinfs_mirror_fail_all(struct twinfs_mirror *m)
+{
+	struct twinfs_mirror_req *r;
+
+	spin_lock(&m->lock);
+	list_for_each_entry(r, &m->pending, list)
+		if (r->status == 1)
+			r->status = -ENOTCONN;
+	spin_unlock(&m->lock);
+	wake_up_all(&m->wq);
+}
+
+/* Drops the connection: whoever is blocked on the socket wakes up. */
+static void twinfs_mirror_break(struct twinfs_mirror *m)
+{
+	mutex_lock(&m->send_lock);
+	if (m->sock)
+		kernel_sock_shutdown(m->sock, SHUT_RDWR);
+	mutex_unlock(&m->send_lock);
+}
+
+static void twinfs_mirror_tune(struct socket *s)
+{
+	tcp_sock_set_nodelay(s->sk);
+	sock_set_keepalive(s->sk);
+	tcp_sock_set_keepidle(s->sk, 2);
+	tcp_sock_set_keepintvl(s->sk, 1);
+	tcp_sock_set_keepcnt(s->sk, 3);
+	s->sk->sk_sndtimeo = 3 * HZ;
+	s->sk->sk_rcvtimeo = 5 * HZ;
+}
+
+static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
+{
+	struct twinfs_cm_header_info info;
+	struct twinfs_mirror_hello hello = {};
+	struct twinfs_mirror_frame f;
+	u8 buf[TWINFS_MIRROR_NONCE + TWINFS_MIRROR_MAC];
+	u8 mac[TWINFS_MIRROR_MAC];
+	int err;
+
+	twinfs_cm_info(m->sb, &info);
+	hello.h_version = cpu_to_le32(TWINFS_MIRROR_VERSION);
+	hello.h_node_id = cpu_to_le32(TWINFS_SB(m->sb)->opts.node);
+	memcpy(hello.h_uuid, m->sb->s_uuid.b, sizeof(hello.h_uuid));
+	hello.h_region_size = cpu_to_le64(info.size);
+	get_random_bytes(hello.h_nonce, sizeof(hello.h_nonce));
+	err = twinfs_mirror_send(s, TWINFS_MIRROR_HELLO, 0, 0, &hello,
+				 sizeof(hello));
+	if (err)
+		return err;
+	err = twinfs_mirror_recv(s, &f, buf, sizeof(buf));
+	if (err)
+		return err;
+	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_CHALLENGE ||
+	    le32_to_cpu(f.f_len) != sizeof(buf))
+		return -EBADMSG;
+	err = twinfs_mirror_mac(&m->key, "twinfs-s", hello.h_nonce, buf, mac);
+	if (err)
+		return err;
+	if (crypto_memneq(mac, buf + TWINFS_MIRROR_NONCE, sizeof(mac))) {
+		twinfs_err(m->sb, "mirror: partner %pISpc does not have the cluster key; refusing it",
+			   &m->addr);
+		return -EKEYREJECTED;
+	}
+	err = twinfs_mirror_mac(&m->key, "twinfs-c", buf, hello.h_nonce, mac) ?:
+	      twinfs_mirror_send(s, TWINFS_MIRROR_AUTH, 0, 0, mac, sizeof(mac)) ?:
+	      twinfs_mirror_recv(s, &f, NULL, 0);
+	if (err)
+		return err;
+	return le16_to_cpu(f.f_type) == TWINFS_MIRROR_READY ? 0 : -EBADMSG;
+}
+
+static int twinfs_mirror_connect(struct twinfs_mirror *m)
+{
+	struct socket *s;
+	int err;
+
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP,
+			       &s);
+	if (err)
+		return err;
+	twinfs_mirror_tune(s);
+	err = kernel_connect(s, (struct sockaddr *)&m->addr, sizeof(m->addr),
+			     0) ?: twinfs_mirror_handshake(m, s);
+	if (err) {
+		sock_release(s);
+		return err;
+	}
+	s->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
+	mutex_lock(&m->send_lock);
+	m->sock = s;
+	mutex_unlock(&m->send_lock);
+	return 0;
+}
+
+/* Sends one WRITE; the caller waits with twinfs_mirror_wait_req(). */
+static int twinfs_mirror_submit(struct twinfs_mirror *m,
+				struct twinfs_mirror_req *r, const u8 *region,
+				u64 off, u32 len)
+{
+	int err = -ENOTCONN;
+
+	r->status = 1;
+	mutex_lock(&m->send_lock);
+	if (m->sock) {
+		spin_lock(&m->lock);
+		r->id = ++m->next_id;
+		list_add_tail(&r->list, &m->pending);
+		spin_unlock(&m->lock);
+		err = twinfs_mirror_send(m->sock, TWINFS_MIRROR_WRITE, r->id,
+					 off, region + off, len);
+		if (err) {
+			kernel_sock_shutdown(m->sock, SHUT_RDWR);
+			spin_lock(&m->lock);
+			list_del(&r->list);
+			spin_unlock(&m->lock);
+		}
+	}
+	mutex_unlock(&m->send_lock);
+	return err;
+}
+
+static int twinfs_mirror_wait_req(struct twinfs_mirror *m,
+				  struct twinfs_mirror_req *r)
+{
+	long left;
+	int st;
+
+	left = wait_event_timeout(m->wq, READ_ONCE(r->status) != 1,
+				  m->timeout);
+	if (!left) {
+		twinfs_err(m->sb, "mirror: no answer from %pISpc in %u ms; dropping the link",
+			   &m->addr, jiffies_to_msecs(m->timeout));
+		twinfs_mirror_break(m);
+		wait_event(m->wq, READ_ONCE(r->status) != 1);
+	}
+	spin_lock(&m->lock);
+	list_del(&r->list);
+	st = r->status;
+	spin_unlock(&m->lock);
+	return st;
+}
+
+/* Copies the whole region to the partner, ACK by ACK. */
+static int twinfs_mirror_resync(struct twinfs_mirror *m)
+{
+	struct twinfs_cm_header_info info;
+	struct twinfs_mirror_req r;
+	u64 off;
+	int err = 0;
+
+	twinfs_cm_info(m->sb, &info);
+	for (off = 0; off < info.size && !err; off += TWINFS_MIRROR_PAYLOAD_MAX) {
+		u32 len = min_t(u64, info.size - off, TWINFS_MIRROR_PAYLOAD_MAX);
+
+		err = twinfs_mirror_submit(m, &r, info.region, off, len);
+		if (!err)
+			err = twinfs_mirror_wait_req(m, &r);
+		if (kthread_should_stop())
+			err = -EINTR;
+	}
+	return err;
+}
+
+struct twinfs_resync_work {
+	struct work_struct work;
+	struct twinfs_mirror *m;
+};
+
+static void twinfs_mirror_resync_fn(struct work_struct *work)
+{
+	struct twinfs_resync_work *w = container_of(work,
+					struct twinfs_resync_work, work);
+	struct twinfs_mirror *m = w->m;
+
+	if (!twinfs_mirror_resync(m)) {
+		m->resyncs++;
+		twinfs_mirror_set_state(m, MIRROR_MIRRORED);
+	} else {
+		twinfs_mirror_break(m);
+	}
+}
+
+/* Reads ACKs until the connection ends. */
+static void twinfs_mirror_receive(struct twinfs_mirror *m)
+{
+	struct twinfs_mirror_req *r;
+	struct twinfs_mirror_frame f;
+	int err;
+	u64 id;
+
+	for (;;) {
+		err = twinfs_mirror_recv(m->sock, &f, NULL, 0);
+		if (err) {
+			if (err == -EBADMSG)
+				twinfs_err(m->sb, "mirror: malformed frame from %pISpc; dropping the link",
+					   &m->addr);
+			return;
+		}
+		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_ACK) {
+			twinfs_err(m->sb, "mirror: unexpected frame type %u from %pISpc; dropping the link",
+				   le16_to_cpu(f.f_type), &m->addr);
+			return;
+		}
+		id = le64_to_cpu(f.f_id);
+		spin_lock(&m->lock);
+		list_for_each_entry(r, &m->pending, list)
+			if (r->id == id) {
+				r->status = 0;
+				break;
+			}
+		spin_unlock(&m->lock);
+		wake_up_all(&m->wq);
+	}
+}
+
+static int twinfs_mirror_thread(void *arg)
+{
+	struct twinfs_mirror *m = arg;
+	struct twinfs_resync_work w = { .m = m };
+	int err, last = 0;
+
+	INIT_WORK_ONSTACK(&w.work, twinfs_mirror_resync_fn);
+	while (!kthread_should_stop()) {
+		err = twinfs_mirror_connect(m);
+		if (err) {
+			if (err != last)
+				twinfs_warn(m->sb, "mirror: cannot reach partner %pISpc: %d; retrying",
+					    &m->addr, err);
+			last = err;
+			msleep_interruptible(1000);
+			continue;
+		}
+		last = 0;
+		twinfs_mirror_set_state(m, MIRROR_SYNCING);
+		queue_work(system_unbound_wq, &w.work);
+		twinfs_mirror_receive(m);
+		/* The link is gone: nobody may send on it any more. */
+		mutex_lock(&m->send_lock);
+		kernel_sock_shutdown(m->sock, SHUT_RDWR);
+		mutex_unlock(&m->send_lock);
+		twinfs_mirror_fail_all(m);
+		flush_work(&w.work);
+		mutex_lock(&m->send_lock);
+		sock_release(m->sock);
+		m->sock = NULL;
+		mutex_unlock(&m->send_lock);
+		twinfs_mirror_set_state(m, MIRROR_DOWN);
+	}
+	destroy_work_on_stack(&w.work);
+	return 0;
+}
+
+int twinfs_mirror_start(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_mirror *m;
+	int err;
+
+	if (!sbi->opts.partner)
+		return 0;
+	if (!sbi->opts.cluster_key) {
+		twinfs_err(sb, "partner= needs cluster_key=<file>");
+		return -EINVAL;
+	}
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (!m)
+		return -ENOMEM;
+	m->sb = sb;
+	mutex_init(&m->send_lock);
+	spin_lock_init(&m->lock);
+	INIT_LIST_HEAD(&m->pending);
+	init_waitqueue_head(&m->wq);
+	m->timeout = msecs_to_jiffies(sbi->opts.mirror_timeout_ms);
+	err = twinfs_mirror_parse_addr(sbi->opts.partner, &m->addr);
+	if (err) {
+		twinfs_err(sb, "partner=%s: not an IPv4 address[:port]",
+			   sbi->opts.partner);
+		goto out_free;
+	}
+	err = twinfs_mirror_key_load(&m->key, sbi->opts.cluster_key);
+	if (err) {
+		twinfs_err(sb, "cluster_key=%s: cannot use it: %d (at least 16 bytes)",
+			   sbi->opts.cluster_key, err);
+		goto out_free;
+	}
+	sbi->mirror = m;
+	m->thread = kthread_run(twinfs_mirror_thread, m, "twinfs-mirror/%s",
+				sb->s_id);
+	if (IS_ERR(m->thread)) {
+		err = PTR_ERR(m->thread);
+		sbi->mirror = NULL;
+		goto out_key;
+	}
+	return 0;
+out_key:
+	twinfs_mirror_key_put(&m->key);
+out_free:
+	kfree(m);
+	return err;
+}
+
+void twinfs_mirror_stop(struct super_block *sb)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	if (!m)
+		return;
+	twinfs_mirror_break(m);
+	kthread_stop(m->thread);
+	twinfs_mirror_key_put(&m->key);
+	TWINFS_SB(sb)->mirror = NULL;
+	kfree(m);
+}
+
+int twinfs_mirror_ready(struct super_block *sb)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	if (!m || !TWINFS_SB(sb)->opts.mirror_required ||
+	    READ_ONCE(m->state) == MIRROR_MIRRORED)
+		return 0;
+	wait_event_timeout(m->wq, READ_ONCE(m->state) == MIRROR_MIRRORED,
+			   m->timeout);
+	if (READ_ONCE(m->state) == MIRROR_MIRRORED)
+		return 0;
+	if (!m->warned)
+		twinfs_err(sb, "mirror: partner %pISpc is not there and mirror=required: failing the operation",
+			   &m->addr);
+	m->warned = true;
+	return -ENOLINK;
+}
+
+int twinfs_mirror_write(struct super_block *sb, const u8 *region, u64 off,
+			u64 len)
+{
+	struct twinfs_mirror *m = MIR(sb);
+	struct twinfs_mirror_req r;
+	int err;
+
+	if (!m || READ_ONCE(m->state) == MIRROR_DOWN)
+		return 0;
+	while (len) {
+		u32 n = min_t(u64, len, TWINFS_MIRROR_PAYLOAD_MAX);
+
+		err = twinfs_mirror_submit(m, &r, region, off, n);
+		if (!err)
+			err = twinfs_mirror_wait_req(m, &r);
+		if (err)
+			return 0;	/* degraded: the local copy holds it */
+		off += n;
+		len -= n;
+		m->writes++;
+	}
+	return 0;
+}
+
+ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	if (!m)
+		return sysfs_emit(buf, "none\n");
+	return sysfs_emit(buf, "tcp %pISpc %s writes=%llu resyncs=%llu\n",
+			  &m->addr, twinfs_mirror_state_name[READ_ONCE(m->state)],
+			  m->writes, m->resyncs);
+}

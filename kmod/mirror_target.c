@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: the partner's end of the mirror link.  The module keeps, on a
+ * device of the partner's own NVRAM, a byte-for-byte copy of the owner's
+ * change-memory region: every WRITE the owner sends is written there with
+ * FUA and then ACKed.  Started and stopped through
+ * /sys/fs/twinfs/mirror_target (root only):
+ *
+ *   start <port> <device> <keyfile>
+ *   stop
+ *
+ * Takeover: stop the target (it holds the device exclusively), then mount
+ * the owner's file system with nvram=<device>,node=<owner's node>: the
+ * mount replays, from this copy, the records after the last consistency
+ * point.  One owner is served at a time; a peer that fails the handshake,
+ * or sends a malformed frame, is logged and dropped, and the target goes
+ * on listening.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/kthread.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <crypto/algapi.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include "mirror.h"
+
+struct twinfs_target {
+	struct socket *listen;
+	struct socket *conn;		/* the owner being served, or NULL */
+	struct task_struct *thread;
+	struct block_device *bdev;
+	struct twinfs_mirror_key key;
+	char device[64];
+	u16 port;
+	u64 size;
+	u8 *buf;			/* one payload */
+	u64 writes, conns, refused;
+	struct sockaddr_in peer;
+	u32 owner_node;
+};
+
+static DEFINE_MUTEX(twinfs_target_lock);	/* twinfs_target */
+static struct twinfs_target *twinfs_target;
+
+#define tgt_info(fmt, ...) pr_info("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
+#define tgt_err(fmt, ...) pr_err_ratelimited("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
+
+/* Writes len bytes of the vmalloc'd buf at off of the device, with FUA. */
+static int twinfs_target_write(struct twinfs_target *t, u64 off, u32 len)
+{
+	u32 done = 0;
+	int err = 0;
+
+	while (done < len && !err) {
+		struct bio *bio = bio_alloc(t->bdev, BIO_MAX_VECS,
+					    REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
+					    GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = (off + done) >> SECTOR_SHIFT;
+		while (done < len) {
+			u8 *p = t->buf + done;
+			u32 n = min_t(u32, PAGE_SIZE - offset_in_page(p),
+				      len - done);
+
+			if (bio_add_page(bio, vmalloc_to_page(p), n,
+					 offset_in_page(p)) != n)
+				break;
+			done += n;
+		}
+		err = submit_bio_wait(bio);
+		bio_put(bio);
+	}
+	return err;
+}
+
+static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
+{
+	struct twinfs_mirror_hello hello;
+	struct twinfs_mirror_frame f;
+	u8 chal[TWINFS_MIRROR_NONCE + TWINFS_MIRROR_MAC];
+	u8 mac[TWINFS_MIRROR_MAC];
+	int err;
+
+	err = twinfs_mirror_recv(s, &f, &hello, sizeof(hello));
+	if (err)
+		return err;
+	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_HELLO ||
+	    le32_to_cpu(f.f_len) != sizeof(hello) ||
+	    le32_to_cpu(hello.h_version) != TWINFS_MIRROR_VERSION)
+		return -EBADMSG;
+	if (le64_to_cpu(hello.h_region_size) > t->size) {
+		tgt_err("owner's change memory (%llu bytes) does not fit %s (%llu bytes)",
+			le64_to_cpu(hello.h_region_size), t->device, t->size);
+		return -ENOSPC;
+	}
+	get_random_bytes(chal, TWINFS_MIRROR_NONCE);
+	err = twinfs_mirror_mac(&t->key, "twinfs-s", hello.h_nonce, chal,
+				chal + TWINFS_MIRROR_NONCE) ?:
+	      twinfs_mirror_send(s, TWINFS_MIRROR_CHALLENGE, 0, 0, chal,
+				 sizeof(chal)) ?:
+	      twinfs_mirror_recv(s, &f, mac, sizeof(mac));
+	if (err)
+		return err;
+	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_AUTH ||
+	    le32_to_cpu(f.f_len) != sizeof(mac))
+		return -EBADMSG;
+	err = twinfs_mirror_mac(&t->key, "twinfs-c", chal, hello.h_nonce,
+				chal + TWINFS_MIRROR_NONCE);
+	if (err)
+		return err;
+	if (crypto_memneq(mac, chal + TWINFS_MIRROR_NONCE, sizeof(mac)))
+		return -EKEYREJECTED;
+	t->owner_node = le32_to_cpu(hello.h_node_id);
+	return twinfs_mirror_send(s, TWINFS_MIRROR_READY, 0, 0, NULL, 0);
+}
+
+/* Serves one owner until its connection ends. */
+static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
+{
+	struct twinfs_mirror_frame f;
+	u64 off;
+	u32 len;
+	int err;
+
+	for (;;) {
+		err = twinfs_mirror_recv(s, &f, t->buf,
+					 TWINFS_MIRROR_PAYLOAD_MAX);
+		if (err) {
+			if (err == -EBADMSG)
+				tgt_err("malformed frame from %pISpc; dropping it",
+					&t->peer);
+			return;
+		}
+		off = le64_to_cpu(f.f_off);
+		len = le32_to_cpu(f.f_len);
+		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_WRITE ||
+		    !len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
+		    off > t->size || len > t->size - off) {
+			tgt_err("bad request (type %u, %u bytes at %llu) from %pISpc; dropping it",
+				le16_to_cpu(f.f_type), len, off, &t->peer);
+			return;
+		}
+		err = twinfs_target_write(t, off, len);
+		if (err) {
+			tgt_err("cannot write %s: %d", t->device, err);
+			return;
+		}
+		t->writes++;
+		if (twinfs_mirror_send(s, TWINFS_MIRROR_ACK, le64_to_cpu(f.f_id),
+				       0, NULL, 0))
+			return;
+	}
+}
+
+static int twinfs_target_thread(void *arg)
+{
+	struct twinfs_target *t = arg;
+	struct socket *s;
+	int err;
+
+	while (!kthread_should_stop()) {
+		err = kernel_accept(t->listen, &s, 0);
+		if (err) {
+			if (!kthread_should_stop())
+				msleep_interruptible(100);
+			continue;
+		}
+		memset(&t->peer, 0, sizeof(t->peer));
+		kernel_getpeername(s, (struct sockaddr *)&t->peer);
+		tcp_sock_set_nodelay(s->sk);
+		sock_set_keepalive(s->sk);
+		tcp_sock_set_keepidle(s->sk, 2);
+		tcp_sock_set_keepintvl(s->sk, 1);
+		tcp_sock_set_keepcnt(s->sk, 3);
+		s->sk->sk_rcvtimeo = 5 * HZ;
+		s->sk->sk_sndtimeo = 5 * HZ;
+		mutex_lock(&twinfs_target_lock);
+		t->conn = s;
+		mutex_unlock(&twinfs_target_lock);
+		err = twinfs_target_handshake(t, s);
+		if (err) {
+			t->refused++;
+			tgt_err("refused %pISpc: %s (%d)", &t->peer,
+				err == -EKEYREJECTED ? "wrong cluster key" :
+				err == -EBADMSG ? "malformed handshake" :
+				"handshake failed", err);
+		} else {
+			t->conns++;
+			tgt_info("serving node %u at %pISpc into %s",
+				 t->owner_node, &t->peer, t->device);
+			s->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
+			twinfs_target_serve(t, s);
+			tgt_info("node %u at %pISpc went away", t->owner_node,
+				 &t->peer);
+		}
+		mutex_lock(&twinfs_target_lock);
+		t->conn = NULL;
+		mutex_unlock(&twinfs_target_lock);
+		sock_release(s);
+	}
+	return 0;
+}
+
+static void twinfs_target_free(struct twinfs_target *t)
+{
+	if (t->listen)
+		sock_release(t->listen);
+	if (t->bdev)
+		blkdev_put(t->bdev, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
+	twinfs_mirror_key_put(&t->key);
+	vfree(t->buf);
+	kfree(t);
+}
+
+static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_ANY),
+		.sin_port = htons(port),
+	};
+	struct twinfs_target *t;
+	int err;
+
+	if (twinfs_target)
+		return -EBUSY;
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	strscpy(t->device, dev, sizeof(t->device));
+	t->port = port;
+	err = -ENOMEM;
+	t->buf = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
+	if (!t->buf)
+		goto fail;
+	err = twinfs_mirror_key_load(&t->key, keyfile);
+	if (err) {
+		pr_err("twinfs: mirror target: cluster key %s: %d\n", keyfile,
+		       err);
+		goto fail;
+	}
+	t->bdev = blkdev_get_by_path(dev, FMODE_READ | FMODE_WRITE |
+				     FMODE_EXCL, t);
+	if (IS_ERR(t->bdev)) {
+		err = PTR_ERR(t->bdev);
+		t->bdev = NULL;
+		pr_err("twinfs: mirror target: cannot open %s: %d\n", dev, err);
+		goto fail;
+	}
+	t->size = bdev_nr_bytes(t->bdev);
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP,
+			       &t->listen);
+	if (err)
+		goto fail;
+	sock_set_reuseaddr(t->listen->sk);
+	err = kernel_bind(t->listen, (struct sockaddr *)&sin, sizeof(sin)) ?:
+	      kernel_listen(t->listen, 4);
+	if (err) {
+		pr_err("twinfs: mirror target: cannot listen on port %u: %d\n",
+		       port, err);
+		goto fail;
+	}
+	t->thread = kthread_run(twinfs_target_thread, t, "twinfs-target");
+	if (IS_ERR(t->thread)) {
+		err = PTR_ERR(t->thread);
+		goto fail;
+	}
+	twinfs_target = t;
+	tgt_info("listening on port %u, copies into %s (%llu bytes)", port,
+		 dev, t->size);
+	return 0;
+fail:
+	twinfs_target_free(t);
+	return err;
+}
+
+static void twinfs_target_stop(void)
+{
+	struct twinfs_target *t = twinfs_target;
+
+	if (!t)
+		return;
+	kernel_sock_shutdown(t->listen, SHUT_RDWR);
+	if (t->conn)
+		kernel_sock_shutdown(t->conn, SHUT_RDWR);
+	twinfs_target = NULL;
+	mutex_unlock(&twinfs_target_lock);
+	kthread_stop(t->thread);
+	mutex_lock(&twinfs_target_lock);
+	tgt_info("stopped; %s is free", t->device);
+	twinfs_target_free(t);
+}
+
+int twinfs_target_command(const char *cmd)
+{
+	char dev[64], key[128];
+	unsigned int port;
+	int err = 0;
+
+	mutex_lock(&twinfs_target_lock);
+	if (sscanf(cmd, "start %u %63s %127s", &port, dev, key) == 3 &&
+	    port && port < 65536)
+		err = twinfs_target_start(port, dev, key);
+	else if (sysfs_streq(cmd, "stop"))
+		twinfs_target_stop();
+	else
+		err = -EINVAL;
+	mutex_unlock(&twinfs_target_lock);
+	return err;
+}
+
+ssize_t twinfs_target_show(char *buf)
+{
+	struct twinfs_target *t;
+	ssize_t n;
+
+	mutex_lock(&twinfs_target_lock);
+	t = twinfs_target;
+	if (!t)
+		n = sysfs_emit(buf, "stopped\n");
+	else
+		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s writes=%llu connections=%llu refused=%llu\n",
+			       t->port, t->device, t->size,
+			       t->conn ? "yes" : "no", t->writes, t->conns,
+			       t->refused);
+	mutex_unlock(&twinfs_target_lock);
+	return n;
+}
+
+void twinfs_target_exit(void)
+{
+	mutex_lock(&twinfs_target_lock);
+	twinfs_target_stop();
+	mutex_unlock(&twinfs_target_lock);
+}
