@@ -38,12 +38,6 @@ static const char *const twinfs_mirror_state_name[] = {
 	"degraded", "resyncing", "mirrored",
 };
 
-struct twinfs_mirror_req {
-	struct list_head list;
-	u64 id;
-	int status;			/* 1 pending, 0 acked, < 0 failed */
-};
-
 struct twinfs_mirror {
 	struct super_block *sb;
 	struct sockaddr_in addr;
@@ -424,28 +418,25 @@ int twinfs_mirror_ready(struct super_block *sb)
 	return -ENOLINK;
 }
 
-int twinfs_mirror_write(struct super_block *sb, const u8 *region, u64 off,
-			u64 len)
+void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
+			 u32 len, struct twinfs_mirror_req *r)
 {
 	struct twinfs_mirror *m = MIR(sb);
-	struct twinfs_mirror_req r;
-	int err;
 
-	if (!m || READ_ONCE(m->state) == MIRROR_DOWN)
-		return 0;
-	while (len) {
-		u32 n = min_t(u64, len, TWINFS_MIRROR_PAYLOAD_MAX);
+	r->sent = false;
+	if (!m || READ_ONCE(m->state) == MIRROR_DOWN ||
+	    WARN_ON_ONCE(len > TWINFS_MIRROR_PAYLOAD_MAX))
+		return;
+	r->sent = !twinfs_mirror_submit(m, r, region, off, len);
+}
 
-		err = twinfs_mirror_submit(m, &r, region, off, n);
-		if (!err)
-			err = twinfs_mirror_wait_req(m, &r);
-		if (err)
-			return 0;	/* degraded: the local copy holds it */
-		off += n;
-		len -= n;
+void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	/* A failed ACK leaves the pair degraded: the local copy holds it. */
+	if (r->sent && !twinfs_mirror_wait_req(m, r))
 		m->writes++;
-	}
-	return 0;
 }
 
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)

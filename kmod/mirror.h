@@ -35,12 +35,22 @@ int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
 int twinfs_mirror_parse_addr(const char *str, struct sockaddr_in *sin);
 
 /* mirror.c: the owner's end */
+struct twinfs_mirror_req {
+	struct list_head list;
+	u64 id;
+	int status;			/* 1 pending, 0 acked, < 0 failed */
+	bool sent;
+};
+
 int twinfs_mirror_start(struct super_block *sb);
 void twinfs_mirror_stop(struct super_block *sb);
-/* Sends [off, off + len) of the region image and waits for the ACK; 0
- * also when the pair is degraded (mirror=degraded). */
-int twinfs_mirror_write(struct super_block *sb, const u8 *region, u64 off,
-			u64 len);
+/* Sends [off, off + len) (at most TWINFS_MIRROR_PAYLOAD_MAX bytes) of the
+ * region image to the partner; twinfs_mirror_end() waits for its ACK, so
+ * the local write can go on in between.  Without a partner, or degraded,
+ * both do nothing. */
+void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
+			 u32 len, struct twinfs_mirror_req *r);
+void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r);
 /* mirror=required and the partner is not there: wait (bounded). */
 int twinfs_mirror_ready(struct super_block *sb);
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf);

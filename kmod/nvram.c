@@ -97,14 +97,19 @@ static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
 static int twinfs_cm_persist(struct twinfs_cm *cm, u64 off, u64 len)
 {
 	u64 end = round_up(off + len, SECTOR_SIZE);
+	struct twinfs_mirror_req mr;
 	int err;
 
 	off = round_down(off, SECTOR_SIZE);
 	len = end - off;
-	err = twinfs_mirror_write(cm->sb, cm->region, off, len);
-	if (err || !cm->bdev)
-		return err;
-	err = twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA, off, len);
+	/* Both copies are written at once; the caller hears of neither
+	 * before both are durable. */
+	twinfs_mirror_begin(cm->sb, cm->region, off, len, &mr);
+	err = cm->bdev ? twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
+				      off, len) : 0;
+	twinfs_mirror_end(cm->sb, &mr);
+	if (!cm->bdev)
+		return 0;
 	if (err && !cm->failed) {
 		cm->failed = true;
 		twinfs_err(cm->sb, "change memory: write to %s failed: %d; remounting read-only",
