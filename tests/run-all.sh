@@ -4,7 +4,8 @@
 #
 #   1. installs missing Debian packages (scripts/install-deps.sh)
 #   2. builds everything: `make all` (twinfs.ko and user space)
-#   3. runs the Catch2 unit tests (build/unit-tests)
+#   3. runs the Catch2 unit tests (build/unit-tests), then the change-record
+#      fuzzer for FUZZ_SECS (60) seconds (tests/fuzz/run.sh; one test)
 #   4. runs the VM suite (tests/vm/run-all.sh, results in build/vm/results.txt)
 #
 # and prints as its last line "N passed, M failed", counting test cases.  A
@@ -13,6 +14,7 @@
 #
 # Environment:
 #   TWINFS_SKIP_VM=1   skip the VM suite (unit tests only; said in the output)
+#   TWINFS_SKIP_FUZZ=1 skip the fuzzer; FUZZ_SECS=n its run time (60)
 #   JOBS=n             parallel make jobs (default: number of CPUs)
 set -uo pipefail
 
@@ -123,6 +125,19 @@ if [ -x "$UNIT_BIN" ]; then
 	fi
 else
 	fail_step "unit tests: $UNIT_BIN was not built"
+fi
+
+# ---- 3b. fuzzer, bounded ---------------------------------------------------
+if [ "${TWINFS_SKIP_FUZZ:-0}" = 1 ]; then
+	say "fuzzer SKIPPED (TWINFS_SKIP_FUZZ=1)"
+	notes+=("fuzzer SKIPPED (TWINFS_SKIP_FUZZ=1)")
+else
+	say "fuzzer: tests/fuzz/run.sh for ${FUZZ_SECS:-60} s"
+	if BUILD="$BUILD" FUZZ_SECS="${FUZZ_SECS:-60}" bash tests/fuzz/run.sh </dev/null; then
+		passed=$((passed + 1))
+	else
+		fail_step "fuzzer (tests/fuzz/run.sh)"
+	fi
 fi
 
 # ---- 4. VM suite ---------------------------------------------------------
