@@ -464,7 +464,10 @@ void twinfs_cp_enter(struct super_block *sb)
 {
 	struct twinfs_cp *cp = CP(sb);
 
-	if (READ_ONCE(cp->cur->count) >= cp->cap * 3 / 4) {
+	/* Wait until the next point fits its journal (not in a replay,
+	 * which takes its points itself). */
+	while (READ_ONCE(cp->cur->count) >= cp->cap * 3 / 4 &&
+	       READ_ONCE(cp->running)) {
 		twinfs_cp_kick(sb);
 		wait_event_timeout(cp->room_wq,
 				   READ_ONCE(cp->cur->count) < cp->cap * 3 / 4,

@@ -26,6 +26,7 @@
 #include <linux/random.h>
 #include <linux/delay.h>
 #include <linux/slab.h>
+#include <linux/vmalloc.h>
 #include <linux/tcp.h>
 #include <net/sock.h>
 #include <net/tcp.h>
@@ -182,7 +183,7 @@ static int twinfs_mirror_connect(struct twinfs_mirror *m)
 
 /* Sends one WRITE; the caller waits with twinfs_mirror_wait_req(). */
 static int twinfs_mirror_submit(struct twinfs_mirror *m,
-				struct twinfs_mirror_req *r, const u8 *region,
+				struct twinfs_mirror_req *r, const u8 *data,
 				u64 off, u32 len)
 {
 	int err = -ENOTCONN;
@@ -195,7 +196,7 @@ static int twinfs_mirror_submit(struct twinfs_mirror *m,
 		list_add_tail(&r->list, &m->pending);
 		spin_unlock(&m->lock);
 		err = twinfs_mirror_send(m->sock, TWINFS_MIRROR_WRITE, r->id,
-					 off, region + off, len);
+					 off, data, len);
 		if (err) {
 			kernel_sock_shutdown(m->sock, SHUT_RDWR);
 			spin_lock(&m->lock);
@@ -228,24 +229,35 @@ static int twinfs_mirror_wait_req(struct twinfs_mirror *m,
 	return st;
 }
 
-/* Copies the whole region to the partner, ACK by ACK. */
+/*
+ * Copies the whole region to the partner, ACK by ACK.  Lanes change the
+ * image meanwhile, so each chunk is sent from a copy (its checksum must
+ * match what goes out); a range torn by a writer is sent again, whole, by
+ * that writer's own WRITE, which comes later on the same connection.
+ */
 static int twinfs_mirror_resync(struct twinfs_mirror *m)
 {
 	struct twinfs_cm_header_info info;
 	struct twinfs_mirror_req r;
+	u8 *copy;
 	u64 off;
 	int err = 0;
 
+	copy = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
+	if (!copy)
+		return -ENOMEM;
 	twinfs_cm_info(m->sb, &info);
 	for (off = 0; off < info.size && !err; off += TWINFS_MIRROR_PAYLOAD_MAX) {
 		u32 len = min_t(u64, info.size - off, TWINFS_MIRROR_PAYLOAD_MAX);
 
-		err = twinfs_mirror_submit(m, &r, info.region, off, len);
+		memcpy(copy, info.region + off, len);
+		err = twinfs_mirror_submit(m, &r, copy, off, len);
 		if (!err)
 			err = twinfs_mirror_wait_req(m, &r);
 		if (kthread_should_stop())
 			err = -EINTR;
 	}
+	vfree(copy);
 	return err;
 }
 
@@ -427,7 +439,8 @@ void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
 	if (!m || READ_ONCE(m->state) == MIRROR_DOWN ||
 	    WARN_ON_ONCE(len > TWINFS_MIRROR_PAYLOAD_MAX))
 		return;
-	r->sent = !twinfs_mirror_submit(m, r, region, off, len);
+	/* The caller holds the lock that keeps these bytes still. */
+	r->sent = !twinfs_mirror_submit(m, r, region + off, off, len);
 }
 
 void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)

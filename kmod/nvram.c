@@ -56,6 +56,7 @@ struct twinfs_cm {
 	atomic64_t durable;		/* every seq <= this is durable */
 	atomic64_t done[TWINFS_CM_DONE_RING];
 	wait_queue_head_t space_wq;	/* writers waiting for credit */
+	atomic_t trims;			/* trims so far: room came back */
 	bool failed;			/* a device write failed */
 };
 
@@ -425,28 +426,42 @@ static bool twinfs_cm_room(struct twinfs_cm_lane *l, u32 credit)
 		(u64)l->reserved + credit + TWINFS_CM_REC_MAX;
 }
 
+static bool twinfs_cm_try_credit(struct twinfs_cm *cm,
+				 struct twinfs_cm_lane *l, u32 credit)
+{
+	bool ok;
+
+	mutex_lock(&l->lock);
+	/* A failed device frees nothing: the append will fail. */
+	ok = twinfs_cm_room(l, credit) || READ_ONCE(cm->failed);
+	if (ok)
+		l->reserved += credit;
+	mutex_unlock(&l->lock);
+	return ok;
+}
+
+/* The thread's own lane, or the next one with room: a lane is any
+ * writer's, the lanes of one thread only spread its records. */
 struct twinfs_cm_lane *twinfs_cm_get_credit(struct super_block *sb,
 					    u32 credit)
 {
 	struct twinfs_cm *cm = CM(sb);
-	struct twinfs_cm_lane *l = &cm->lanes[current->pid % cm->lane_count];
-	bool ok;
+	u32 first = current->pid % cm->lane_count, i;
+	int trims;
 
 	for (;;) {
-		mutex_lock(&l->lock);
-		/* A failed device frees nothing: the append will fail. */
-		ok = twinfs_cm_room(l, credit) || READ_ONCE(cm->failed);
-		if (ok)
-			l->reserved += credit;
-		mutex_unlock(&l->lock);
-		if (ok)
-			return l;
-		/* Full: throttle until a consistency point frees room. */
+		trims = atomic_read(&cm->trims);
+		for (i = 0; i < cm->lane_count; i++) {
+			struct twinfs_cm_lane *l =
+				&cm->lanes[(first + i) % cm->lane_count];
+
+			if (twinfs_cm_try_credit(cm, l, credit))
+				return l;
+		}
+		/* All full: throttle until a consistency point frees room. */
 		twinfs_cp_kick(sb);
 		wait_event_timeout(cm->space_wq,
-				   READ_ONCE(l->reserved) + credit +
-				   TWINFS_CM_REC_MAX <=
-				   twinfs_cm_lane_free(&l->st), HZ);
+				   atomic_read(&cm->trims) != trims, HZ);
 	}
 }
 
@@ -611,6 +626,7 @@ int twinfs_cm_trim(struct super_block *sb, u64 cp_seq)
 	cm->hdr.h_cp_seq = cpu_to_le64(cp_seq);
 	err = twinfs_cm_write_header(cm);
 	mutex_unlock(&cm->hdr_lock);
+	atomic_inc(&cm->trims);
 	wake_up_all(&cm->space_wq);
 	return err;
 }
@@ -639,15 +655,16 @@ void twinfs_cm_stats(struct super_block *sb, u64 *size, u64 *used)
 		*used += twinfs_cm_lane_used(&cm->lanes[i].st);
 }
 
+/* Half the change memory in use (writers spill into other lanes). */
 bool twinfs_cm_wants_cp(struct super_block *sb)
 {
 	struct twinfs_cm *cm = CM(sb);
+	u64 used = 0;
 	u32 i;
 
 	for (i = 0; i < cm->lane_count; i++)
-		if (twinfs_cm_fill_permille(twinfs_cm_lane_used(&cm->lanes[i].st) +
-					    READ_ONCE(cm->lanes[i].reserved),
-					    cm->lane_size) >= TWINFS_CM_CP_PERMILLE)
-			return true;
-	return false;
+		used += twinfs_cm_lane_used(&cm->lanes[i].st) +
+			READ_ONCE(cm->lanes[i].reserved);
+	return twinfs_cm_fill_permille(used, (u64)cm->lane_size *
+				       cm->lane_count) >= TWINFS_CM_CP_PERMILLE;
 }

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # The twinfs benchmark (`make bench`): one guest, every configuration of
-# tests/vm/bench/configs.sh on its own virtio disk, every workload with 1 and
-# 8 threads, configurations interleaved round after round; then the medians,
-# the ratios to ext4, a plot, and the results section of
+# tests/vm/bench/configs.sh on its own virtio disk (twinfs-nvram: plus a
+# 64 MiB file-backed NVDIMM, /dev/pmem0, as its change memory), every
+# workload with 1 and 8 threads, configurations interleaved round after
+# round; then the medians, the ratios twinfs-nvram/ext4 and 8/1 threads
+# against the targets, a plot, and the results section of
 # Documentation/benchmarks.md.  See that file.
 #
 # Environment:
-#   BENCH_QUICK=1      smoke run (~1.5 min): 2 rounds, short measurements; does
+#   BENCH_QUICK=1      smoke run (~1 min): 2 rounds, short measurements; does
 #                      not touch the doc unless BENCH_DOC=1
 #   BENCH_ROUNDS       rounds (3; quick 2)
 #   BENCH_SECS         seconds per create/write measurement (4; quick 1)
 #   BENCH_FILES        untar files (2000; quick 400); BENCH_DIRS (50)
 #   BENCH_UNTAR_REPS   untar trees per measurement, each with its syncfs
 #                      (3; quick 1): one tree takes only about a second
-#   BENCH_CONFIGS      configurations, in run order ("twinfs ext4")
-#   BENCH_WORKLOADS    ("create_fsync create_fsync_dir write_fsync untar")
+#   BENCH_CONFIGS      configurations, in run order ("twinfs-nvram ext4";
+#                      "twinfs" is twinfs without nvram=)
+#   BENCH_WORKLOADS    ("create_fsync_dir write_fsync untar"; create_fsync,
+#                      the file's fsync without the directory's, on request)
 #   BENCH_THREADS      ("1 8")
 #   BENCH_CPU          host CPU the guest's QEMU is pinned to (0)
 #   BENCH_SMP          guest vCPUs (1: a pinned QEMU has one host core anyway)
@@ -26,6 +30,11 @@
 #                      in build/bench/rev-<sha>/ (default: the work tree's
 #                      kmod/twinfs.ko and build/, made only when missing)
 #   BENCH_TIMEOUT      wall-clock limit of the guest (1200 s)
+#   BENCH_NVRAM_SIZE   the NVDIMM of twinfs-nvram (64M; the doc's figures
+#                      are of 64M)
+#   BENCH_NVRAM_MOUNT=0  mount twinfs-nvram WITHOUT nvram= (the NVDIMM is
+#                      still attached): plumbing tests with a module that
+#                      refuses the option; the doc is never updated then
 # Raw results, logs and the summary stay in build/bench/.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -47,6 +56,11 @@ else
 	rounds=${BENCH_ROUNDS:-3} secs=${BENCH_SECS:-4} files=${BENCH_FILES:-2000}
 	reps=${BENCH_UNTAR_REPS:-3}
 	doc=${BENCH_DOC:-1}
+fi
+nvram_mount=${BENCH_NVRAM_MOUNT:-1}
+if [ "$nvram_mount" != 1 ] && [ "$doc" = 1 ]; then
+	say "BENCH_NVRAM_MOUNT=$nvram_mount: not the NVRAM configuration, the doc stays as it is"
+	doc=0
 fi
 dirs=${BENCH_DIRS:-50}
 file_mb=${BENCH_FILE_MB:-64}
@@ -102,7 +116,7 @@ if [ ! -x "$fsbench" ] || [ "$here/bench/fsbench.c" -nt "$fsbench" ]; then
 fi
 
 # --- disks ---------------------------------------------------------------
-disk_args=() devspec='' n=0 nvdimm='' letters=abcdefghijklmnop
+disk_args=() devspec='' n=0 nvdimm='' nvbytes='' letters=abcdefghijklmnop
 for c in $configs; do
 	[ -n "${BENCH_DESC[$c]:-}" ] || { say "unknown configuration $c"; exit 2; }
 	devs=
@@ -117,6 +131,12 @@ for c in $configs; do
 		[ -z "$nvdimm" ] || { say "only one configuration may use an NVDIMM"; exit 2; }
 		nvdimm=$VM_TMPDIR/$c-nv.img
 		vm_image "$nvdimm" "${BENCH_NVDIMM[$c]}"
+		nvbytes=$(stat -c %s "$nvdimm")
+		# Zeros written, not a sparse file: the guest's first store to
+		# each page then costs no host block allocation.
+		dd if=/dev/zero of="$nvdimm" bs=1M count=$((nvbytes >> 20)) \
+			conv=notrunc,fsync status=none ||
+			{ say "cannot write $nvdimm"; exit 1; }
 		disk_args+=(--nvdimm "$nvdimm")
 		devs+=${devs:+,}/dev/pmem0
 	fi
@@ -148,6 +168,9 @@ meta=$out/meta.env
 	echo "reps=$reps"
 	echo "file_mb=$file_mb"
 	echo "quick=$quick"
+	echo "configs=$configs"
+	echo "nvram_bytes=$nvbytes"
+	echo "nvram_mount=$nvram_mount"
 } > "$meta"
 
 # Samples the other QEMUs every 5 s while ours runs.
@@ -174,7 +197,8 @@ vm_start bench "$here/bench/guest.sh" "${disk_args[@]}" --smp "$smp" --mem 1024M
 	--env "BENCH_ROUNDS=$rounds" --env "BENCH_SECS=$secs" \
 	--env "BENCH_FILES=$files" --env "BENCH_DIRS=$dirs" \
 	--env "BENCH_UNTAR_REPS=$reps" \
-	--env "BENCH_FILE_MB=$file_mb" --env "BENCH_FSBENCH=$fsbench"
+	--env "BENCH_FILE_MB=$file_mb" --env "BENCH_FSBENCH=$fsbench" \
+	--env "BENCH_NVRAM_MOUNT=$nvram_mount" --env "BENCH_NVRAM_BYTES=$nvbytes"
 rc=$?
 taskset -p "$oldmask" $$ > /dev/null
 [ $rc = 0 ] || { kill "$sampler"; say "cannot start the guest: $VM_REASON"; exit 1; }
@@ -184,20 +208,24 @@ kill "$sampler" 2>/dev/null
 wait "$sampler" 2>/dev/null
 wall=$(($(date +%s) - start))
 gout=$(vm_out bench)
-rm -f "$out/results.jsonl"
+rm -f "$out/results.jsonl" "$out/setup.txt" "$out"/sysfs-*.txt
 [ -s "$gout/results.jsonl" ] && cp "$gout/results.jsonl" "$out/results.jsonl"
+[ -e "$gout/setup.txt" ] && cp "$gout/setup.txt" "$out/setup.txt"
+for f in "$gout"/sysfs-*.txt; do [ -e "$f" ] && cp "$f" "$out/"; done
 if [ $rc != 0 ]; then
 	say "guest failed: $VM_REASON (logs: $gout)"
 	read -ra a <<< "$configs"; read -ra b <<< "$workloads"; read -ra c <<< "$threads"
 	want=$((rounds * ${#a[@]} * ${#b[@]} * ${#c[@]}))
-	got=$(wc -l < "$out/results.jsonl" 2>/dev/null || echo 0)
+	got=0
+	[ -e "$out/results.jsonl" ] && got=$(wc -l < "$out/results.jsonl")
 	# Measurements that all completed are still worth a look (the guest
 	# may have failed at the umount or fsck after them), but they do not
 	# go into the doc.
 	if [ "$got" = "$want" ]; then
 		say "all $want measurements completed before the failure; summary below, doc not updated"
 		python3 "$here/bench/report.py" "$out/results.jsonl" --meta "$meta" \
-			--guest-info "$gout/guest-info.json" --baseline "$BENCH_BASELINE" \
+			--guest-info "$gout/guest-info.json" --setup "$out/setup.txt" \
+			--baseline "$BENCH_BASELINE" --subject "$BENCH_SUBJECT" \
 			--md "$out/results.md"
 	else
 		say "$got of $want measurements completed"
@@ -219,7 +247,8 @@ fi
 } >> "$meta"
 
 report=(python3 "$here/bench/report.py" "$out/results.jsonl" --meta "$meta"
-	--guest-info "$gout/guest-info.json" --baseline "$BENCH_BASELINE"
+	--guest-info "$gout/guest-info.json" --setup "$out/setup.txt"
+	--baseline "$BENCH_BASELINE" --subject "$BENCH_SUBJECT"
 	--md "$out/results.md")
 if [ "$doc" = 1 ]; then
 	report+=(--doc "$docfile" --plot "$plotfile"

@@ -8,7 +8,10 @@
 # Environment (from bench.sh): BENCH_CONFIGS, BENCH_DEVS ("name=/dev/vda
 # name2=/dev/vdb,/dev/vdc"), BENCH_WORKLOADS, BENCH_THREADS, BENCH_ROUNDS,
 # BENCH_SECS, BENCH_FILES, BENCH_DIRS, BENCH_UNTAR_REPS, BENCH_FILE_MB,
-# BENCH_FSBENCH.
+# BENCH_FSBENCH; BENCH_NVRAM_MOUNT, BENCH_NVRAM_BYTES (twinfs-nvram).
+# How each configuration was set up (mount lines, the NVDIMM, what the module
+# logged) goes to /out/setup.txt; /sys/fs/twinfs/<dev>/ of each twinfs
+# configuration, after the measurements, to /out/sysfs-<config>.txt.
 # shellcheck source=tests/vm/guest-lib.sh
 . "$TWINFS_GUEST_LIB"
 # shellcheck source=tests/vm/bench/configs.sh
@@ -16,6 +19,7 @@
 
 out=/out/results.jsonl
 : > "$out"
+: > /out/setup.txt
 declare -A devs=()
 for e in $BENCH_DEVS; do
 	devs[${e%%=*}]=${e#*=}
@@ -62,7 +66,29 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	done
 done
 
+# What twinfs logged besides its mount messages (noted at setup): an error
+# or warning during the measurements belongs next to the numbers.
+dmesg --notime | grep -E '^twinfs \(' | grep -Ev 'mounted: |is new; formatting' |
+	sort | uniq -c | sed 's/^ *\([0-9]*\) \(.*\)/\2 (x\1)/' | head -10 |
+	while IFS= read -r l; do
+		bench_note twinfs "kernel during the run: $l"
+	done
 for c in $BENCH_CONFIGS; do
+	case $c in
+	twinfs*)
+		d=/sys/fs/twinfs/$(basename "${devs[$c]%%,*}")
+		if [ -d "$d" ]; then
+			for f in "$d"/*; do
+				[ -f "$f" ] && printf '%s=%s\n' "$(basename "$f")" "$(tr '\n' ' ' < "$f" | sed 's/ $//')"
+			done > "/out/sysfs-$c.txt" 2>/dev/null
+			log "$c: $(tr '\n' ' ' < "/out/sysfs-$c.txt")"
+			# The change memory's and the CPs' counters, if any.
+			cm=$(grep -Ei '^[a-z_]*(cp|cm|nvram|record|commit|flush|seq|lane)[a-z_]*=' \
+				"/out/sysfs-$c.txt" | tr '\n' ' ' | sed 's/ $//')
+			[ -z "$cm" ] || bench_note "$c" "after the run: $cm"
+		fi
+		;;
+	esac
 	run df -h "/bench/$c"
 	run df -i "/bench/$c"
 	run umount "/bench/$c"
