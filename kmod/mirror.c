@@ -55,6 +55,7 @@ struct twinfs_mirror {
 	u64 writes;
 	u64 resyncs;
 	bool warned;
+	bool stopping;			/* umount: a lost link is no news */
 };
 
 static struct twinfs_mirror *MIR(struct super_block *sb)
@@ -71,8 +72,10 @@ static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 	was = m->state;
 	m->state = st;
 	spin_unlock(&m->lock);
-	if (was == st)
+	if (was == st || READ_ONCE(m->stopping)) {
+		wake_up_all(&m->wq);
 		return;
+	}
 	if (st == MIRROR_MIRRORED)
 		twinfs_info(m->sb, "mirror: mirrored to %pISpc over tcp",
 			    &m->addr);
@@ -145,11 +148,8 @@ static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 	err = twinfs_mirror_mac(&m->key, "twinfs-s", hello.h_nonce, buf, mac);
 	if (err)
 		return err;
-	if (crypto_memneq(mac, buf + TWINFS_MIRROR_NONCE, sizeof(mac))) {
-		twinfs_err(m->sb, "mirror: partner %pISpc does not have the cluster key; refusing it",
-			   &m->addr);
+	if (crypto_memneq(mac, buf + TWINFS_MIRROR_NONCE, sizeof(mac)))
 		return -EKEYREJECTED;
-	}
 	err = twinfs_mirror_mac(&m->key, "twinfs-c", buf, hello.h_nonce, mac) ?:
 	      twinfs_mirror_send(s, TWINFS_MIRROR_AUTH, 0, 0, mac, sizeof(mac)) ?:
 	      twinfs_mirror_recv(s, &f, NULL, 0);
@@ -323,7 +323,11 @@ static int twinfs_mirror_thread(void *arg)
 	while (!kthread_should_stop()) {
 		err = twinfs_mirror_connect(m);
 		if (err) {
-			if (err != last)
+			/* Said once per cause, not once per attempt. */
+			if (err != last && err == -EKEYREJECTED)
+				twinfs_err(m->sb, "mirror: partner %pISpc does not have the cluster key; refusing it, retrying",
+					   &m->addr);
+			else if (err != last)
 				twinfs_warn(m->sb, "mirror: cannot reach partner %pISpc: %d; retrying",
 					    &m->addr, err);
 			last = err;
@@ -405,6 +409,7 @@ void twinfs_mirror_stop(struct super_block *sb)
 
 	if (!m)
 		return;
+	WRITE_ONCE(m->stopping, true);
 	twinfs_mirror_break(m);
 	kthread_stop(m->thread);
 	twinfs_mirror_key_put(&m->key);

@@ -1,0 +1,292 @@
+# shellcheck shell=bash
+# Guest half of scenarios/70-mirror-tcp.sh: mirroring of the change memory
+# over TCP between two guests on a private UDP-socket network, both with the
+# same shared disk (/dev/vda) and each with its own nvdimm (/dev/pmem0).
+#
+#   MIRROR_ROLE=owner    node A (10.0.0.1): mount /dev/vda with nvram=,
+#                        partner=10.0.0.2:PORT, cluster_key=; wait until the
+#                        pair is "mirrored", then guest/crash_workload.py
+#                        (checks the earlier iterations against the manifest,
+#                        starts the workers of iteration MIRROR_ITER) until
+#                        the host kills the guest
+#   MIRROR_ROLE=partner  node B (10.0.0.2): start the mirror target on
+#                        /dev/pmem0, then wait for the host's /out/takeover
+#                        (written after A was killed): stop the target,
+#                        mount with nvram=/dev/pmem0,node=0 (replays B's
+#                        copy), verify every acknowledged operation, umount,
+#                        fsck, mount again (nothing to replay), verify, umount
+#   MIRROR_ROLE=badkey-owner    node A with the wrong key, hostile peers
+#                        (guest/mirror_peer.py), then the right key
+#   MIRROR_ROLE=badkey-partner  node B: the target until the host's /out/check
+#
+# Environment: MIRROR_KEY (hex, the cluster key; badkey-owner also
+# MIRROR_BADKEY), MIRROR_PORT (7790), MIRROR_SEED, MIRROR_ITER,
+# MIRROR_WORKERS, MIRROR_RETAIN, MIRROR_MANIFEST (a host path, read-only
+# here), MIRROR_OPTS (extra mount options of the owner).
+. "$TWINFS_GUEST_LIB"
+
+here=$(dirname "$VM_SCRIPT")
+wl=$here/crash_workload.py
+peer=$here/mirror_peer.py
+role=${MIRROR_ROLE:-}
+port=${MIRROR_PORT:-7790}
+A=10.0.0.1
+B=10.0.0.2
+tgt=/sys/fs/twinfs/mirror_target
+sys=/sys/fs/twinfs/vda
+
+load_twinfs
+for m in libnvdimm nd_pmem nfit; do modprobe $m 2>/dev/null; done
+for _ in $(seq 50); do [ -b /dev/pmem0 ] && break; sleep 0.1; done
+[ -b /dev/pmem0 ] || die "no /dev/pmem0 (nvdimm)"
+mkdir -p /mnt
+
+# setup_net IP: the one virtio-net interface gets IP/24.
+setup_net() {
+	local ifc="" _ n
+	for _ in $(seq 100); do
+		for n in /sys/class/net/*; do
+			[ "${n##*/}" = lo ] || { ifc=${n##*/}; break; }
+		done
+		[ -n "$ifc" ] && break
+		sleep 0.1
+	done
+	[ -n "$ifc" ] || die "no network interface besides lo"
+	run ip addr add "$1/24" dev "$ifc"
+	run ip link set "$ifc" up
+	run ip link set lo up
+	log "network: $ifc $1 mac $(cat "/sys/class/net/$ifc/address")" \
+		"(interfaces: $(ls /sys/class/net | tr '\n' ' '))"
+	echo "$ifc" > /out/netif
+}
+
+# wait_ping IP SECS: the peer answers (it may still be booting).  The
+# host has no iputils: busybox's ping.
+wait_ping() {
+	local t0=$SECONDS
+	while ! busybox ping -c1 -W1 "$1" > /dev/null 2>&1; do
+		[ $((SECONDS - t0)) -lt "$2" ] || die "no answer from $1 in $2 s"
+		sleep 0.5
+	done
+	log "$1 answers ping ($(busybox ping -c3 -q "$1" | tail -1))"
+}
+
+# write_key FILE HEX
+write_key() {
+	printf '%s' "$2" | xxd -r -p > "$1" || die "cannot write the key $1"
+	chmod 600 "$1"
+	[ "$(stat -c %s "$1")" -ge 16 ] || die "key $1 is shorter than 16 bytes"
+}
+
+# mirror_state: degraded, resyncing or mirrored (the third word of
+# /sys/fs/twinfs/vda/mirror, "tcp ADDR STATE writes=N resyncs=N").
+mirror_state() {
+	local l
+	read -r l < "$sys/mirror" || return 1
+	set -- $l
+	echo "${3:-$1}"
+}
+
+# wait_mirror STATE SECS
+wait_mirror() {
+	local t0 l
+	t0=$(date +%s%N)
+	for ((i = 0; i < $2 * 5; i++)); do
+		[ "$(mirror_state)" = "$1" ] && break
+		sleep 0.2
+	done
+	read -r l < "$sys/mirror"
+	[ "$(mirror_state)" = "$1" ] ||
+		die "the mirror is not $1 after $2 s: $l ($(dmesg | grep 'mirror' | tail -2 | tr '\n' '|'))"
+	log "mirror $1 after $((($(date +%s%N) - t0) / 1000000)) ms: $l"
+}
+
+# save_sysfs FILE: every value of /sys/fs/twinfs/vda.
+save_sysfs() {
+	local f v
+	: > "$1"
+	for f in "$sys"/*; do
+		[ -f "$f" ] && read -r v < "$f" && printf '%s=%s\n' "${f##*/}" "$v" >> "$1"
+	done
+}
+
+target_status() { cat "$tgt"; }
+
+# target_start KEYFILE
+target_start() {
+	dmesg_mark
+	echo "start $port /dev/pmem0 $1" > "$tgt" || die "cannot start the mirror target: $(dmesg_since | tail -2 | tr '\n' '|')"
+	expect_dmesg "twinfs: mirror target: listening on port $port"
+	log "target: $(target_status)"
+	: > /out/target-ready
+}
+
+target_stop() {
+	dmesg_mark
+	run sh -c "echo stop > $tgt"
+	[ "$(target_status)" = stopped ] || die "mirror_target after stop: $(target_status)"
+	expect_dmesg "twinfs: mirror target: stopped; /dev/pmem0 is free"
+}
+
+# wait_host FILE: until the host creates /out/FILE.
+wait_host() {
+	local n=0
+	while [ ! -e "/out/$1" ]; do
+		sleep 0.2
+		n=$((n + 1))
+		[ $((n % 50)) != 0 ] || log "waiting for the host ($1); target: $(target_status)"
+	done
+}
+
+mount_owner() {	# KEYFILE [extra options]
+	mount_twinfs /dev/vda /mnt "nvram=/dev/pmem0,partner=$B:$port,cluster_key=$1${2:+,$2}"
+}
+
+case $role in
+owner)
+	setup_net $A
+	write_key /tmp/cluster.key "$MIRROR_KEY"
+	wait_ping $B 120
+	dmesg_mark
+	mount_owner /tmp/cluster.key "${MIRROR_OPTS:-}"
+	wait_mirror mirrored 120
+	save_sysfs /out/sysfs-mount.txt
+	log "mounted: $(grep -E '^(records_replayed|last_seq|cp_seq|cm_size|mirror)=' /out/sysfs-mount.txt | tr '\n' ' ')"
+	# The mirror state through the workload, for the host (a drop to
+	# degraded under load would explain lost operations).
+	(while :; do
+		read -r l < "$sys/mirror"
+		echo "$(date +%T.%N | cut -c1-12) $l" >> /out/mirror-trace
+		sleep 0.5
+	done) &
+	args=(run --seed "$MIRROR_SEED" --iter "$MIRROR_ITER" --workers "$MIRROR_WORKERS"
+		--retain "${MIRROR_RETAIN:-6}" --save-dmesg /out/dmesg)
+	[ -z "${MIRROR_MANIFEST:-}" ] || args+=(--manifest "$MIRROR_MANIFEST")
+	python3 -S "$wl" "${args[@]}" || die "workload of iteration $MIRROR_ITER failed"
+	die "the workload ended by itself (it runs until the host kills the guest)"
+	;;
+partner)
+	setup_net $B
+	write_key /tmp/cluster.key "$MIRROR_KEY"
+	target_start /tmp/cluster.key
+	wait_host takeover
+	# shellcheck disable=SC1091
+	. /out/takeover		# PREV_ITER, PREV_ACKS
+	st=$(target_status)
+	echo "$st" > /out/target-final.txt
+	log "takeover of iteration $PREV_ITER (acks $PREV_ACKS); target was: $st"
+	w=$(sed -n 's/.* writes=\([0-9]*\).*/\1/p' <<< "$st")
+	[ "${w:-0}" -gt 0 ] || die "the target received no writes: $st"
+	dmesg | grep 'mirror target' | tail -4 | sed 's/^/  dmesg: /'
+	target_stop
+	t0=$(date +%s%N)
+	dmesg_mark
+	mount_twinfs /dev/vda /mnt nvram=/dev/pmem0,node=0
+	save_sysfs /out/sysfs-takeover.txt
+	log "takeover mount in $((($(date +%s%N) - t0) / 1000000)) ms:" \
+		"$(grep -E '^(records_replayed|last_seq|cp_seq|cp_count)=' /out/sysfs-takeover.txt | tr '\n' ' ')"
+	dmesg_since | grep twinfs | sed 's/^/  dmesg: /'
+	args=(--seed "$MIRROR_SEED" --retain "${MIRROR_RETAIN:-6}"
+		--prev-iter "$PREV_ITER" --prev-acks "$PREV_ACKS")
+	[ ! -s /out/manifest-in.json ] || args+=(--manifest /out/manifest-in.json)
+	python3 -S "$wl" verify "${args[@]}" || die "verification after the takeover failed"
+	run umount /mnt
+	fsck_clean /dev/vda
+	mount_twinfs /dev/vda /mnt nvram=/dev/pmem0,node=0
+	save_sysfs /out/sysfs-remount.txt
+	n=$(sed -n 's/^records_replayed=//p' /out/sysfs-remount.txt)
+	[ "${n:-0}" = 0 ] || die "records_replayed=$n on the mount after a clean umount"
+	mkdir -p /out/remount
+	python3 -S "$wl" verify --no-prune --seed "$MIRROR_SEED" --out /out/remount \
+		--manifest /out/manifest.json || die "verification after the remount failed"
+	run umount /mnt
+	fsck_clean /dev/vda
+	;;
+badkey-partner)
+	setup_net $B
+	write_key /tmp/cluster.key "$MIRROR_KEY"
+	target_start /tmp/cluster.key
+	wait_host check
+	target_status | tee /out/target-final.txt
+	target_stop
+	;;
+badkey-owner)
+	setup_net $A
+	write_key /tmp/k-good "$MIRROR_KEY"
+	write_key /tmp/k-bad "$MIRROR_BADKEY"
+	wait_ping $B 120
+	: > /out/peer-results.txt
+
+	# 1. The wrong key, mirror=degraded (the default): the mount succeeds,
+	# the pair stays degraded, operations go on with the local NVRAM.
+	dmesg_mark
+	mount_owner /tmp/k-bad mirror_timeout_ms=1000
+	for _ in $(seq 150); do
+		dmesg_since | grep -q 'does not have the cluster key' && break
+		sleep 0.2
+	done
+	expect_dmesg "twinfs \(vda\): mirror: partner $B:$port does not have the cluster key; refusing it"
+	[ "$(mirror_state)" = degraded ] || die "wrong key: mirror state $(cat $sys/mirror), expected degraded"
+	run mkdir /mnt/degraded
+	for i in 1 2 3 4 5; do
+		head -c $((i * 3000)) /dev/urandom > /mnt/degraded/f$i || die "write in degraded mode"
+	done
+	run mv /mnt/degraded/f1 /mnt/degraded/g1
+	run rm /mnt/degraded/f2
+	sleep 4
+	read -r l < "$sys/mirror"
+	[ "$(mirror_state)" = degraded ] || die "wrong key: mirror state $l after 4 s"
+	n=$(dmesg_since | grep -c 'does not have the cluster key')
+	log "wrong key (degraded): sysfs '$l'; 'does not have the cluster key' logged $n times in about 5 s"
+	echo "degraded_mirror_line=$l" >> /out/badkey.txt
+	echo "nokey_messages=$n" >> /out/badkey.txt
+	dmesg_since | grep 'mirror' | sort | uniq -c | sed 's/^/  dmesg: /' | head -8
+	run umount /mnt
+	fsck_clean /dev/vda
+
+	# 2. The wrong key, mirror=required: operations fail with ENOLINK after
+	# mirror_timeout_ms.
+	dmesg_mark
+	mount_owner /tmp/k-bad mirror=required,mirror_timeout_ms=500
+	expect_errno ENOLINK touch /mnt/required-op
+	expect_dmesg "mirror=required: failing the operation"
+	[ ! -e /mnt/required-op ] || die "the failed operation left /mnt/required-op"
+	run umount /mnt
+	fsck_clean /dev/vda
+
+	# 3. Hostile peers on the target's port (no owner is connected now).
+	for mode in garbage badcrc badlen wrongkey badframe baddata badreq; do
+		k=/tmp/k-good
+		[ $mode != wrongkey ] || k=/tmp/k-bad
+		r=$(timeout 30 python3 "$peer" $B "$port" $mode $k 2>&1) ||
+			die "peer $mode: $r"
+		log "$r"
+		echo "$r" >> /out/peer-results.txt
+		sleep 0.6	# the target's log lines are rate limited
+	done
+
+	# 4. The right key: the target still serves a proper owner.
+	dmesg_mark
+	mount_owner /tmp/k-good
+	wait_mirror mirrored 120
+	w0=$(sed -n 's/.* writes=\([0-9]*\).*/\1/p' "$sys/mirror")
+	run mkdir /mnt/good
+	for i in $(seq 1 20); do
+		head -c $((i * 1000)) /dev/urandom > /mnt/good/f$i || die "write to /mnt/good/f$i"
+	done
+	run mv /mnt/good/f1 /mnt/good/g1
+	run rm /mnt/good/f2
+	read -r l < "$sys/mirror"
+	w1=$(sed -n 's/.* writes=\([0-9]*\).*/\1/p' <<< "$l")
+	[ "$(mirror_state)" = mirrored ] || die "right key: $l after the operations"
+	[ "${w1:-0}" -gt "${w0:-0}" ] || die "right key: no mirrored writes ($w0 -> $w1)"
+	log "right key: $l (writes $w0 -> $w1)"
+	echo "good_mirror_line=$l" >> /out/badkey.txt
+	dmesg_since | grep 'mirror' | sed 's/^/  dmesg: /'
+	run umount /mnt
+	fsck_clean /dev/vda
+	;;
+*)
+	die "MIRROR_ROLE must be owner, partner, badkey-owner or badkey-partner"
+	;;
+esac

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Mirroring of the change memory over TCP (issue 6), two guests at once:
+# node A (owner, 10.0.0.1) and node B (partner, 10.0.0.2) on a private
+# network of two UDP-socket netdevs, both with the SAME shared disk image
+# (mkfs'd once here; lib.sh's --disk is share-rw=on, file.locking=off) and
+# each with its own 64 MiB nvdimm image.
+#
+# Kill rounds (MIRROR_KILLS, default 3), each with a fresh boot of both:
+#   B starts the mirror target on its /dev/pmem0; A mounts the shared disk
+#   with nvram=/dev/pmem0,partner=10.0.0.2:7790,cluster_key=, waits until
+#   /sys/fs/twinfs/vda/mirror says "mirrored", then runs
+#   guest/crash_workload.py (2 or 3 workers: create, pwrite up to 32 KiB,
+#   rename, unlink, truncate, link, symlink, ...; one ACK line per completed
+#   operation in A's /out/acks.w<k>).  The host SIGKILLs A's QEMU 1-4 s into
+#   the workload, counts the ACKs, and hands them to B (/out/takeover in B's
+#   out dir): B stops the target, mounts with nvram=/dev/pmem0,node=0 (the
+#   replay from B's copy), checks that every acknowledged operation is there
+#   (the one in flight may or may not be), umount, fsck, mount again (nothing
+#   replayed), check, umount, fsck.  Then fsck.twinfs -n of the image on the
+#   host.  A's change memory starts all-zero in every round (the old owner
+#   comes back as a fresh node; rejoining with its stale NVRAM is not
+#   specified yet: MIRROR_KEEP_A_NVRAM=1 tries it), B's is kept (the resync
+#   must overwrite it all).
+# Bad-key round: B's target has key K1, A mounts with K2: the mount
+# succeeds, stays degraded, A logs that the partner does not have the
+# cluster key; with mirror=required an operation fails with ENOLINK; hostile
+# peers (guest/mirror_peer.py: garbage, bad crc, bad length, wrong-key
+# AUTH, malformed and out-of-range WRITEs after a good handshake) are
+# dropped and logged by B ("malformed", "wrong cluster key", "bad
+# request"); then A with K1 reaches "mirrored" and its operations are
+# mirrored (B still serves a proper owner).
+#
+#   MIRROR_KILLS=N   kill rounds (3)
+#   MIRROR_SEED      seed of the workloads and kill delays
+#   MIRROR_BADKEY=0  skip the bad-key round
+#   MIRROR_OPTS      extra mount options of the owner in the kill rounds
+#   MIRROR_KEEP_A_NVRAM=1  A keeps its nvdimm image from round to round (it
+#                    mounts with what it had when it was killed, after B's
+#                    takeover); A's check of the earlier iterations then
+#                    shows whether a stale record came back
+#
+# Both guests of a round must run at once: B takes a slot, then A waits for
+# the other one (VM_MAX_GUESTS=2); B's timeout (600 s) covers that wait.
+set -uo pipefail
+. "$(dirname "$0")/../lib.sh"
+
+need_twinfs
+kills=${MIRROR_KILLS:-3}
+[[ "$kills" =~ ^[0-9]+$ ]] || fail "MIRROR_KILLS must be a number"
+seed=${MIRROR_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+retain=6
+guest=$VM_TESTS/guest/mirror.sh
+img=$VM_TMPDIR/shared.img
+nva=$VM_TMPDIR/nvram-a.img
+nvb=$VM_TMPDIR/nvram-b.img
+state=$VM_LOGDIR/state
+summary=$VM_LOGDIR/mirror-summary.txt
+mkdir -p "$state"
+
+# Two free UDP ports on 127.0.0.1 for the link (other runs on the machine
+# may use some): not derived from the seed.
+pick_ports() {
+	local p _
+	for _ in $(seq 100); do
+		p=$((20000 + 2 * (($$ * 7 + RANDOM) % 20000)))
+		ss -Huan 2>/dev/null | awk '{ print $4 }' | grep -qE ":($p|$((p + 1)))\$" || {
+			echo "$p"
+			return 0
+		}
+	done
+	return 1
+}
+pa=$(pick_ports) || fail "no free UDP ports"
+pb=$((pa + 1))
+k1=$(head -c 32 /dev/urandom | xxd -p -c 64)
+k2=$(head -c 32 /dev/urandom | xxd -p -c 64)
+RANDOM=$seed
+
+vm_image "$img" 512M
+twinfs_mkfs "$img"
+vm_image "$nvb" 64M
+vm_log "mirror test: $kills kill rounds, seed $seed, UDP ports $pa (A) $pb (B)"
+echo "seed=$seed kills=$kills ports=$pa,$pb" > "$summary"
+
+# ack_count FILE ITER WORKER: complete "ACK ITER WORKER n" lines, n = 0, 1,
+# ...; a torn last line does not count (as in 60-crash.sh).
+ack_count() {
+	[ -s "$1" ] || { echo 0; return 0; }
+	{ if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; } |
+		awk -v it="$2" -v w="$3" 'BEGIN { n = 0 }
+			$0 == "ACK " it " " w " " n { n++; next }
+			{ bad = 1; exit }
+			END { if (bad) print "bad line " NR ": " $0; else print n }'
+}
+
+host_fsck() {
+	local log=$VM_LOGDIR/fsck-last.log rc
+	"$TWINFS_BIN/fsck.twinfs" -n "$img" > "$log" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		cp "$log" "$VM_LOGDIR/fsck-$1.log"
+		grep -v '^ *$' "$log" | tail -15 | sed 's/^/  fsck: /' >&2
+		fail "fsck.twinfs -n after $1: exit $rc (see fsck-$1.log)"
+	fi
+}
+
+# wait_file OUT FILE: until the guest wrote FILE (0) or ended (1); the time
+# QEMU waits for a slot does not count against the 240 s.
+wait_file() {
+	local t
+	while [ ! -e "$1/start-time" ] && [ ! -e "$1/qemu.rc" ]; do sleep 0.2; done
+	for ((t = 0; t < 2400; t++)); do
+		[ -e "$1/$2" ] && [ ! -e "$1/status" ] && return 0
+		[ -e "$1/qemu.rc" ] || [ -e "$1/status" ] && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+net_a=(--udp "$pa:$pb:52:54:00:70:00:01")
+net_b=(--udp "$pb:$pa:52:54:00:70:00:02")
+
+# --- kill rounds ------------------------------------------------------------
+checked=0 lost=0 replayed=0 t_start=$(date +%s) manifest=
+for ((r = 1; r <= kills; r++)); do
+	a=a$r b=b$r nw=$((2 + r % 2))
+	[ "${MIRROR_KEEP_A_NVRAM:-0}" = 1 ] && [ -e "$nva" ] || vm_image "$nva" 64M
+	vm_start "$b" "$guest" --disk "$img" --nvdimm "$nvb" "${net_b[@]}" --timeout 600 \
+		--env MIRROR_ROLE=partner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed" \
+		--env MIRROR_RETAIN=$retain || fail "round $r: $VM_REASON"
+	envs=(--env MIRROR_ROLE=owner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed"
+		--env MIRROR_ITER="$r" --env MIRROR_WORKERS="$nw" --env MIRROR_RETAIN="$retain"
+		--env MIRROR_OPTS="${MIRROR_OPTS:-}")
+	[ -z "$manifest" ] || envs+=(--env MIRROR_MANIFEST="$manifest")
+	vm_start "$a" "$guest" --disk "$img" --nvdimm "$nva" "${net_a[@]}" --timeout 300 \
+		"${envs[@]}" || fail "round $r: $VM_REASON"
+	oa=$(vm_out "$a") ob=$(vm_out "$b")
+	if ! wait_file "$oa" started; then
+		vm_wait "$a"
+		fail "round $r: A's workload did not start: $VM_REASON"
+	fi
+	delay_ms=$((1000 + RANDOM % 3001))
+	sleep "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))"
+	[ ! -e "$ob/status" ] || { vm_wait "$b"; fail "round $r: B ended before the kill: $VM_REASON"; }
+	vm_kill "$a" || fail "round $r: $VM_REASON"
+	vm_wait "$a" || fail "round $r (A killed): $VM_REASON"
+	[ ! -e "$oa/status" ] || fail "round $r: A's script ended before the kill: $(cat "$oa/result")"
+	[ -s "$oa/manifest.json" ] || fail "round $r: A wrote no manifest"
+	acks=() total=0
+	for ((w = 0; w < nw; w++)); do
+		n=$(ack_count "$oa/acks.w$w" "$r" "$w")
+		[[ "$n" =~ ^[0-9]+$ ]] || fail "round $r: $oa/acks.w$w: $n"
+		c=$(grep -c "^ACK $r $w " "$oa/console.log")
+		[ "$c" -le "$n" ] || fail "round $r: console.log has $c acks of worker $w, acks.w$w only $n"
+		acks+=("$n")
+		total=$((total + n))
+	done
+	prev_acks=$(IFS=,; echo "${acks[*]}")
+	# Did the pair stay mirrored through the workload?
+	degr=$(grep -v ' mirrored ' "$oa/mirror-trace" 2>/dev/null | head -1)
+	cp "$oa/manifest.json" "$ob/manifest-in.json"
+	printf 'PREV_ITER=%s\nPREV_ACKS=%s\n' "$r" "$prev_acks" > "$ob/takeover.tmp"
+	mv "$ob/takeover.tmp" "$ob/takeover"
+	vm_log "round $r: A killed after $delay_ms ms with acks $prev_acks; B takes over"
+	vm_wait "$b" || fail "round $r (takeover on B): $VM_REASON"
+	c=$(sed -n 's/^checked=//p' "$ob/verify-result")
+	l=$(sed -n 's/^lost=//p' "$ob/verify-result")
+	rr=$(sed -n 's/^records_replayed=//p' "$ob/sysfs-takeover.txt")
+	checked=$((checked + ${c:-0})) lost=$((lost + ${l:-0})) replayed=$((replayed + ${rr:-0}))
+	[ "${l:-1}" = 0 ] || fail "round $r: $l acknowledged operations lost (see $ob/script.log)"
+	[ "${c:-0}" = "$total" ] || fail "round $r: B checked ${c:-0} operations, A acknowledged $total"
+	host_fsck "round $r"
+	manifest=$state/manifest-$r.json
+	cp "$ob/manifest.json" "$manifest"
+	line="round $r: workers $nw, killed $delay_ms ms into the workload, acks $prev_acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+	vm_log "$line"
+	echo "$line" >> "$summary"
+done
+# Over three rounds at least one kill lands after a consistency point.
+[ "$kills" -lt 3 ] || [ "$replayed" -gt 0 ] ||
+	fail "B replayed no record in $kills takeovers: was its copy used at all?"
+[ "$kills" = 0 ] || {
+	line="kills: $kills, acknowledged ops checked: $checked, lost: $lost (records replayed on B: $replayed; $(($(date +%s) - t_start)) s)"
+	vm_log "$line"
+	echo "$line" >> "$summary"
+}
+
+# --- bad key, hostile peers, then the right key -------------------------------
+if [ "${MIRROR_BADKEY:-1}" != 0 ]; then
+	vm_image "$nva" 64M
+	vm_start kb "$guest" --disk "$img" --nvdimm "$nvb" "${net_b[@]}" --timeout 600 \
+		--env MIRROR_ROLE=badkey-partner --env MIRROR_KEY="$k1" ||
+		fail "bad key: $VM_REASON"
+	vm_run ka "$guest" --disk "$img" --nvdimm "$nva" "${net_a[@]}" --timeout 300 \
+		--env MIRROR_ROLE=badkey-owner --env MIRROR_KEY="$k1" --env MIRROR_BADKEY="$k2" ||
+		fail "bad key (A): $VM_REASON"
+	okb=$(vm_out kb) oka=$(vm_out ka)
+	: > "$okb/check"
+	vm_wait kb || fail "bad key (B): $VM_REASON"
+	host_fsck "the bad-key round"
+	# B's kernel log about each hostile connection, found by its port.
+	bd=$okb/dmesg
+	while read -r _ mode addr _; do
+		want='refused' why=
+		case $mode in
+		garbage | badcrc | badlen) why='malformed handshake' ;;
+		wrongkey) why='wrong cluster key' ;;
+		badframe | baddata) want='malformed frame'; why='dropping it' ;;
+		badreq) want='bad request'; why='dropping it' ;;
+		esac
+		l=$(grep -E -- "${addr//./\\.}[:;]" "$bd" | grep -F "$want" | head -1)
+		[ -n "$l" ] || fail "bad key: B logged nothing about the $mode peer $addr (grep '$want')"
+		[[ "$l" == *"$why"* ]] || fail "bad key: B's line about the $mode peer: $l (expected '$why')"
+		vm_log "B on $mode: ${l#*] }"
+	done < "$oka/peer-results.txt"
+	[ "$(wc -l < "$oka/peer-results.txt")" = 7 ] || fail "bad key: not every peer ran"
+	# A's own (kernel) attempts with the wrong key.
+	kr=$(grep -F 'refused 10.0.0.1' "$bd" | grep -vF -f <(awk '{ print $3 ":" }' "$oka/peer-results.txt") |
+		sed 's/.*refused [0-9.:]*: //' | sort | uniq -c | tr -s ' ' | paste -sd ';')
+	vm_log "B on A's kernel with the wrong key: ${kr:-nothing}"
+	grep -q 'wrong cluster key' "$bd" || fail "bad key: B never logged 'wrong cluster key'"
+	grep -q 'malformed' "$bd" || fail "bad key: B never logged 'malformed'"
+	grep -q 'serving node 0 at 10.0.0.1' "$bd" || fail "bad key: B never served A"
+	# The proper owner was served after the hostile peers.
+	last_bad=$(grep -nE 'malformed|bad request|wrong cluster key' "$bd" | tail -1 | cut -d: -f1)
+	served=$(grep -n 'serving node 0 at 10.0.0.1' "$bd" | tail -1 | cut -d: -f1)
+	[ "$served" -gt "$last_bad" ] || fail "bad key: B did not serve A after the hostile peers"
+	line="bad key: A $(grep '^degraded_mirror_line=' "$oka/badkey.txt" | cut -d= -f2-), 'does not have the cluster key' x$(sed -n 's/^nokey_messages=//p' "$oka/badkey.txt") in ~5 s; B on A's kernel: ${kr:-nothing}; right key afterwards: $(sed -n 's/^good_mirror_line=//p' "$oka/badkey.txt"); B's target: $(cat "$okb/target-final.txt")"
+	vm_log "$line"
+	echo "$line" >> "$summary"
+fi
+[ "$lost" = 0 ] || fail "kills: $kills, acknowledged ops checked: $checked, lost: $lost"
+exit 0
