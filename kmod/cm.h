@@ -125,6 +125,12 @@ void twinfs_cp_leave(struct super_block *sb);
 bool twinfs_cp_wants_run(struct super_block *sb);
 /* Which busy map a free goes to (stable under the freeze lock). */
 u32 twinfs_cp_gen(struct super_block *sb);
+/* An operation dirties the inode's pages: a point taken later must find
+ * them even if the inode is evicted first (twinfs_evict_inode). */
+static inline void twinfs_cp_data_dirtied(struct inode *inode)
+{
+	TWINFS_I(inode)->data_gen = twinfs_cp_gen(inode->i_sb);
+}
 u64 twinfs_cp_seq(struct super_block *sb);
 u64 twinfs_cp_count(struct super_block *sb);
 u32 twinfs_cp_dirty(struct super_block *sb);

@@ -116,6 +116,7 @@ static ssize_t twinfs_write_op(struct kiocb *iocb, struct iov_iter *from)
 	twinfs_op_begin_credit(&op, inode->i_sb, "write",
 			       twinfs_rec_write_credit(chunk));
 	err = twinfs_op_inode(inode);
+	twinfs_cp_data_dirtied(inode);
 	if (!err) {
 		/* Privileges, times, the copy and ki_pos, as the VFS does. */
 		ret = __generic_file_write_iter(iocb, from);
@@ -200,6 +201,7 @@ static vm_fault_t twinfs_page_mkwrite(struct vm_fault *vmf)
 	file_update_time(vmf->vma->vm_file);
 	filemap_invalidate_lock_shared(inode->i_mapping);
 	twinfs_op_begin_credit(&op, sb, "mmap", 0);
+	twinfs_cp_data_dirtied(inode);
 	err = twinfs_op_inode(inode) ?:
 	      block_page_mkwrite(vmf->vma, vmf, twinfs_get_block);
 	/* On success the page stays locked: nothing may fail after this. */

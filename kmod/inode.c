@@ -350,9 +350,15 @@ void twinfs_evict_inode(struct inode *inode)
 
 	/* Eviction is never part of an operation: what it frees is final. */
 	current->journal_info = NULL;
-	truncate_inode_pages_final(&inode->i_data);
 	if (hold)
 		twinfs_cp_hold(sb);
+	/* A consistency point taken since these pages were dirtied may
+	 * hold this inode in its image and not have written its data yet:
+	 * write it before the pages go (the blocks stay busy until then). */
+	if (drop && !undone &&
+	    TWINFS_I(inode)->data_gen != twinfs_cp_gen(sb))
+		filemap_write_and_wait(&inode->i_data);
+	truncate_inode_pages_final(&inode->i_data);
 	if (undone) {
 		/* A rolled-back creation: the rollback gave its blocks back;
 		 * its number is freed only now that the inode is I_FREEING,
@@ -499,6 +505,8 @@ int twinfs_setattr(struct user_namespace *ns, struct dentry *dentry,
 	}
 
 	twinfs_op_begin(&op, inode->i_sb, resize ? "truncate" : "setattr");
+	if (resize)
+		twinfs_cp_data_dirtied(inode);	/* the zeroed tail */
 	err = twinfs_fault(inode->i_sb, TWINFS_FAULT_SETATTR) ?:
 	      twinfs_op_inode(inode);
 	if (!err && resize)

@@ -116,6 +116,7 @@ static int twinfs_symlink(struct user_namespace *ns, struct inode *dir,
 	inode = err ? ERR_PTR(err) :
 		twinfs_new_inode(dir, S_IFLNK | 0777, symname);
 	if (!IS_ERR(inode)) {
+		twinfs_cp_data_dirtied(inode);
 		err = twinfs_fault(dir->i_sb, TWINFS_FAULT_SYMLINK) ?:
 		      page_symlink(inode, symname, len) ?:
 		      twinfs_dir_add(dir, &dentry->d_name, inode->i_ino,

@@ -362,6 +362,7 @@ static int twinfs_replay_write(struct twinfs_replay_ctx *c)
 	aops = inode->i_mapping->a_ops;
 	inode_lock(inode);
 	twinfs_op_begin(&op, c->sb, "write");
+	twinfs_cp_data_dirtied(inode);
 	err = twinfs_op_inode(inode);
 	while (!err && left) {
 		u32 off = offset_in_page(pos);

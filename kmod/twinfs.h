@@ -100,6 +100,7 @@ struct twinfs_inode_info {
 	u32 flags;
 	bool undone;			/* creation rolled back: free nothing */
 	bool mmap_dirty;		/* written through mmap since fsync */
+	u32 data_gen;			/* CP generation of the last data */
 	struct inode vfs_inode;
 };
 

@@ -8,6 +8,8 @@
 # VM_VERBOSE=1 also shows each scenario's output as it runs.
 # VM_SCENARIO_TIMEOUT (default 1800 s) bounds a whole scenario on top of the
 # per-guest timeouts.
+# TWINFS_SOAK=1: the soak versions (60-crash: 500 kills instead of 25) and a
+# default VM_SCENARIO_TIMEOUT of 8 hours.
 set -uo pipefail
 
 filter=${1:-}
@@ -16,6 +18,11 @@ src=$(cd "$here/../.." && pwd -P)
 build=${TWINFS_BUILD:-$src/build}
 vmdir=$build/vm
 passed=0 failed=0
+if [ "${TWINFS_SOAK:-0}" = 1 ]; then
+	export VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-28800}
+else
+	export VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-1800}
+fi
 
 mkdir -p "$vmdir/logs" "$vmdir/tmp"
 for sc in "$here"/scenarios/*.sh; do
@@ -30,12 +37,12 @@ for sc in "$here"/scenarios/*.sh; do
 	# The scenario's own traps kill its guests when timeout(1) sends TERM.
 	if [ "${VM_VERBOSE:-0}" = 1 ]; then
 		VM_LOGDIR=$logs VM_TMPDIR=$tmp TWINFS_BUILD=$build \
-			timeout -k 30 "${VM_SCENARIO_TIMEOUT:-1800}" bash "$sc" 2>&1 |
+			timeout -k 30 "$VM_SCENARIO_TIMEOUT" bash "$sc" 2>&1 |
 			tee "$logs/scenario.log"
 		rc=${PIPESTATUS[0]}
 	else
 		VM_LOGDIR=$logs VM_TMPDIR=$tmp TWINFS_BUILD=$build \
-			timeout -k 30 "${VM_SCENARIO_TIMEOUT:-1800}" bash "$sc" \
+			timeout -k 30 "$VM_SCENARIO_TIMEOUT" bash "$sc" \
 			> "$logs/scenario.log" 2>&1 < /dev/null
 		rc=$?
 	fi
@@ -48,7 +55,7 @@ for sc in "$here"/scenarios/*.sh; do
 		if [ -s "$logs/reason" ]; then
 			reason=$(head -1 "$logs/reason")
 		elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-			reason="scenario timed out after ${VM_SCENARIO_TIMEOUT:-1800}s"
+			reason="scenario timed out after ${VM_SCENARIO_TIMEOUT}s"
 		else
 			reason="exit $rc: $(tail -1 "$logs/scenario.log")"
 		fi
