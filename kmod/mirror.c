@@ -109,17 +109,6 @@ static void twinfs_mirror_break(struct twinfs_mirror *m)
 	mutex_unlock(&m->send_lock);
 }
 
-static void twinfs_mirror_tune(struct socket *s)
-{
-	tcp_sock_set_nodelay(s->sk);
-	sock_set_keepalive(s->sk);
-	tcp_sock_set_keepidle(s->sk, 2);
-	tcp_sock_set_keepintvl(s->sk, 1);
-	tcp_sock_set_keepcnt(s->sk, 3);
-	s->sk->sk_sndtimeo = 3 * HZ;
-	s->sk->sk_rcvtimeo = 5 * HZ;
-}
-
 static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 {
 	struct twinfs_cm_header_info info;
@@ -167,7 +156,7 @@ static int twinfs_mirror_connect(struct twinfs_mirror *m)
 			       &s);
 	if (err)
 		return err;
-	twinfs_mirror_tune(s);
+	twinfs_mirror_tune(s, 3 * HZ);
 	err = kernel_connect(s, (struct sockaddr *)&m->addr, sizeof(m->addr),
 			     0) ?: twinfs_mirror_handshake(m, s);
 	if (err) {

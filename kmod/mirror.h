@@ -33,6 +33,7 @@ int twinfs_mirror_send(struct socket *s, u16 type, u64 id, u64 off,
 int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
 		       void *buf, u32 max);
 int twinfs_mirror_parse_addr(const char *str, struct sockaddr_in *sin);
+void twinfs_mirror_tune(struct socket *s, long sndtimeo);
 
 /* mirror.c: the owner's end */
 struct twinfs_mirror_req {

@@ -9,6 +9,8 @@
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
+#include <linux/tcp.h>
+#include <net/sock.h>
 #include "mirror.h"
 
 #define TWINFS_KEY_MAX	4096
@@ -133,6 +135,18 @@ int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
 	if (~twinfs_crc32c(~0u, buf, len) != le32_to_cpu(f->f_data_crc))
 		return -EBADMSG;
 	return 0;
+}
+
+/* No delay, a dead peer noticed in about 5 s, bounded handshake. */
+void twinfs_mirror_tune(struct socket *s, long sndtimeo)
+{
+	tcp_sock_set_nodelay(s->sk);
+	sock_set_keepalive(s->sk);
+	tcp_sock_set_keepidle(s->sk, 2);
+	tcp_sock_set_keepintvl(s->sk, 1);
+	tcp_sock_set_keepcnt(s->sk, 3);
+	s->sk->sk_sndtimeo = sndtimeo;
+	s->sk->sk_rcvtimeo = 5 * HZ;
 }
 
 /* "a.b.c.d:port" or "a.b.c.d" (default port). */

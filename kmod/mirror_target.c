@@ -170,13 +170,7 @@ static int twinfs_target_thread(void *arg)
 		}
 		memset(&t->peer, 0, sizeof(t->peer));
 		kernel_getpeername(s, (struct sockaddr *)&t->peer);
-		tcp_sock_set_nodelay(s->sk);
-		sock_set_keepalive(s->sk);
-		tcp_sock_set_keepidle(s->sk, 2);
-		tcp_sock_set_keepintvl(s->sk, 1);
-		tcp_sock_set_keepcnt(s->sk, 3);
-		s->sk->sk_rcvtimeo = 5 * HZ;
-		s->sk->sk_sndtimeo = 5 * HZ;
+		twinfs_mirror_tune(s, 5 * HZ);
 		mutex_lock(&twinfs_target_lock);
 		t->conn = s;
 		mutex_unlock(&twinfs_target_lock);
