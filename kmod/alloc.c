@@ -112,11 +112,11 @@ void twinfs_alloc_destroy(struct super_block *sb)
 static void twinfs_busy_add(struct super_block *sb, struct twinfs_ag *a,
 			    u32 bit)
 {
-	u8 *busy = a->busy[twinfs_cp_gen(sb) & 1];
+	u32 w = twinfs_cp_gen(sb) & 1;
 
-	if (!twinfs_bit_test(busy, bit)) {
-		twinfs_bit_set(busy, bit);
-		a->nbusy[twinfs_cp_gen(sb) & 1]++;
+	if (!twinfs_bit_test(a->busy[w], bit)) {
+		twinfs_bit_set(a->busy[w], bit);
+		a->nbusy[w]++;
 	}
 }
 
@@ -274,36 +274,57 @@ static u32 twinfs_ino_goal_ag(struct super_block *sb, struct inode *dir,
 	return dir ? (u32)(dir->i_ino / sbi->geo.inodes_per_ag) : 0;
 }
 
+#define TWINFS_ANY_INO U32_MAX
+
+/*
+ * Takes inode bit want of group ag (TWINFS_ANY_INO: the first free one).
+ * 0 with *ino set; -ENOSPC when it is taken (or the group is full).
+ */
+static int twinfs_take_ino(struct super_block *sb, u32 ag, u32 want,
+			   unsigned long *ino)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	const struct twinfs_geometry *g = &sbi->geo;
+	struct twinfs_ag *a = &sbi->ags[ag];
+	struct buffer_head *bh;
+	u32 bit;
+
+	bh = twinfs_read_bitmap(sb, ag, 1);
+	if (!bh)
+		return -EIO;
+	mutex_lock(&a->lock);
+	bit = want;
+	if (want == TWINFS_ANY_INO)
+		bit = twinfs_bit_find_zero((u8 *)bh->b_data,
+					   g->inodes_per_ag, 0);
+	else if (twinfs_bit_test((u8 *)bh->b_data, want))
+		bit = g->inodes_per_ag;
+	if (bit < g->inodes_per_ag) {
+		twinfs_bit_set((u8 *)bh->b_data, bit);
+		a->free_inodes--;
+		twinfs_meta_dirty(sb, bh);
+	}
+	mutex_unlock(&a->lock);
+	brelse(bh);
+	if (bit >= g->inodes_per_ag)
+		return -ENOSPC;
+	percpu_counter_dec(&sbi->free_inodes);
+	*ino = (unsigned long)ag * g->inodes_per_ag + bit;
+	return 0;
+}
+
 /* Replay: the inode number the record says the operation made. */
 static int twinfs_alloc_this_ino(struct super_block *sb, u64 want,
 				 unsigned long *ino)
 {
-	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
-	const struct twinfs_geometry *g = &sbi->geo;
+	const struct twinfs_geometry *g = &TWINFS_SB(sb)->geo;
 	u32 ag = (u32)(want / g->inodes_per_ag);
-	u32 bit = (u32)(want % g->inodes_per_ag);
-	struct buffer_head *bh;
-	bool taken;
+	int err;
 
 	if (want <= TWINFS_ROOT_INO || ag >= g->ag_count)
 		return -EUCLEAN;
-	bh = twinfs_read_bitmap(sb, ag, 1);
-	if (!bh)
-		return -EIO;
-	mutex_lock(&sbi->ags[ag].lock);
-	taken = twinfs_bit_test((u8 *)bh->b_data, bit);
-	if (!taken) {
-		twinfs_bit_set((u8 *)bh->b_data, bit);
-		sbi->ags[ag].free_inodes--;
-		twinfs_meta_dirty(sb, bh);
-	}
-	mutex_unlock(&sbi->ags[ag].lock);
-	brelse(bh);
-	if (taken)
-		return -EEXIST;
-	percpu_counter_dec(&sbi->free_inodes);
-	*ino = (unsigned long)want;
-	return 0;
+	err = twinfs_take_ino(sb, ag, (u32)(want % g->inodes_per_ag), ino);
+	return err == -ENOSPC ? -EEXIST : err;
 }
 
 int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
@@ -311,8 +332,7 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
 	const struct twinfs_geometry *g = &sbi->geo;
-	u32 first = twinfs_ino_goal_ag(sb, dir, is_dir), i, ag, bit;
-	struct buffer_head *bh;
+	u32 first = twinfs_ino_goal_ag(sb, dir, is_dir), i, ag;
 	int err;
 
 	/* The caller logs the new inode once it is hashed; make sure that
@@ -324,30 +344,12 @@ int twinfs_alloc_ino(struct super_block *sb, struct inode *dir,
 	if (sbi->replay_ino)
 		return twinfs_alloc_this_ino(sb, sbi->replay_ino, ino);
 	for (i = 0; i < g->ag_count; i++) {
-		struct twinfs_ag *a;
-
 		ag = (first + i) % g->ag_count;
-		a = &sbi->ags[ag];
-		if (!READ_ONCE(a->free_inodes))
+		if (!READ_ONCE(sbi->ags[ag].free_inodes))
 			continue;
-		bh = twinfs_read_bitmap(sb, ag, 1);
-		if (!bh)
-			return -EIO;
-		mutex_lock(&a->lock);
-		bit = twinfs_bit_find_zero((u8 *)bh->b_data,
-					   g->inodes_per_ag, 0);
-		if (bit < g->inodes_per_ag) {
-			twinfs_bit_set((u8 *)bh->b_data, bit);
-			a->free_inodes--;
-			twinfs_meta_dirty(sb, bh);
-		}
-		mutex_unlock(&a->lock);
-		brelse(bh);
-		if (bit < g->inodes_per_ag) {
-			percpu_counter_dec(&sbi->free_inodes);
-			*ino = (unsigned long)ag * g->inodes_per_ag + bit;
-			return 0;
-		}
+		err = twinfs_take_ino(sb, ag, TWINFS_ANY_INO, ino);
+		if (err != -ENOSPC)
+			return err;
 	}
 	return -ENOSPC;
 }

@@ -39,6 +39,8 @@ struct twinfs_cm_found {
 	struct twinfs_cm_plan plan;
 };
 
+int twinfs_vmem_io(struct block_device *bdev, blk_opf_t opf, u64 dev_off,
+		   u8 *buf, u64 len);
 int twinfs_cm_open(struct super_block *sb, const char *path);
 void twinfs_cm_close(struct super_block *sb);
 /* Scans every lane and plans the replay after cp_seq; every record to

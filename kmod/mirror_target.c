@@ -26,6 +26,7 @@
 #include <net/sock.h>
 #include <net/tcp.h>
 #include "mirror.h"
+#include "cm.h"
 
 struct twinfs_target {
 	struct socket *listen;
@@ -48,33 +49,6 @@ static struct twinfs_target *twinfs_target;
 #define tgt_info(fmt, ...) pr_info("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
 #define tgt_err(fmt, ...) pr_err_ratelimited("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
 
-/* Writes len bytes of the vmalloc'd buf at off of the device, with FUA. */
-static int twinfs_target_write(struct twinfs_target *t, u64 off, u32 len)
-{
-	u32 done = 0;
-	int err = 0;
-
-	while (done < len && !err) {
-		struct bio *bio = bio_alloc(t->bdev, BIO_MAX_VECS,
-					    REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
-					    GFP_KERNEL);
-
-		bio->bi_iter.bi_sector = (off + done) >> SECTOR_SHIFT;
-		while (done < len) {
-			u8 *p = t->buf + done;
-			u32 n = min_t(u32, PAGE_SIZE - offset_in_page(p),
-				      len - done);
-
-			if (bio_add_page(bio, vmalloc_to_page(p), n,
-					 offset_in_page(p)) != n)
-				break;
-			done += n;
-		}
-		err = submit_bio_wait(bio);
-		bio_put(bio);
-	}
-	return err;
-}
 
 static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 {
@@ -143,7 +117,8 @@ static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 				le16_to_cpu(f.f_type), len, off, &t->peer);
 			return;
 		}
-		err = twinfs_target_write(t, off, len);
+		err = twinfs_vmem_io(t->bdev, REQ_OP_WRITE | REQ_SYNC |
+				     REQ_FUA, off, t->buf, len);
 		if (err) {
 			tgt_err("cannot write %s: %d", t->device, err);
 			return;

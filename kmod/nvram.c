@@ -65,33 +65,45 @@ static struct twinfs_cm *CM(struct super_block *sb)
 	return TWINFS_SB(sb)->cm;
 }
 
-/* Reads or writes [off, off + len) of the region image, sector aligned. */
-static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
-			u64 len)
+/*
+ * Reads or writes len bytes of buf (vmalloc'd) at byte dev_off of bdev,
+ * sector aligned, waiting for the I/O.  The change memory and the mirror
+ * target both keep their data in vmalloc'd memory.
+ */
+int twinfs_vmem_io(struct block_device *bdev, blk_opf_t opf, u64 dev_off,
+		   u8 *buf, u64 len)
 {
-	u64 end = round_up(off + len, SECTOR_SIZE);
+	u64 done = 0;
 	int err = 0;
 
-	off = round_down(off, SECTOR_SIZE);
-	while (off < end && !err) {
-		struct bio *bio = bio_alloc(cm->bdev, BIO_MAX_VECS, opf,
-					    GFP_NOFS);
+	while (done < len && !err) {
+		struct bio *bio = bio_alloc(bdev, BIO_MAX_VECS, opf, GFP_NOFS);
 
-		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
-		while (off < end) {
-			u8 *p = cm->region + off;
+		bio->bi_iter.bi_sector = (dev_off + done) >> SECTOR_SHIFT;
+		while (done < len) {
+			u8 *p = buf + done;
 			u32 n = min_t(u64, PAGE_SIZE - offset_in_page(p),
-				      end - off);
+				      len - done);
 
 			if (bio_add_page(bio, vmalloc_to_page(p), n,
 					 offset_in_page(p)) != n)
 				break;
-			off += n;
+			done += n;
 		}
 		err = submit_bio_wait(bio);
 		bio_put(bio);
 	}
 	return err;
+}
+
+/* Reads or writes [off, off + len) of the region image, sector aligned. */
+static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
+			u64 len)
+{
+	u64 end = round_up(off + len, SECTOR_SIZE);
+
+	off = round_down(off, SECTOR_SIZE);
+	return twinfs_vmem_io(cm->bdev, opf, off, cm->region + off, end - off);
 }
 
 /* The range is durable here and, when mirrored, on the partner. */
@@ -574,37 +586,6 @@ int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op)
 
 /* ---- trimming ---- */
 
-/* First record of the lane with seq above cp_seq, or the tail. */
-static void twinfs_cm_lane_first_after(struct twinfs_cm_lane *l, u64 cp_seq,
-				       u32 *off, u32 *gen)
-{
-	const struct twinfs_cm_lane_state *s = &l->st;
-	u32 o = s->head, g = s->head_gen, steps = 0;
-
-	while (!(o == s->tail && g == s->tail_gen) &&
-	       steps++ <= s->size / TWINFS_CM_REC_ALIGN) {
-		const struct twinfs_cm_rec *r = (void *)(l->base + o);
-
-		if (o + TWINFS_CM_REC_HDR_SIZE > s->size ||
-		    le32_to_cpu(r->r_magic) != TWINFS_CM_REC_MAGIC ||
-		    le32_to_cpu(r->r_lane_gen) != g) {
-			/* The writer wrapped here. */
-			o = 0;
-			g++;
-			continue;
-		}
-		if (le64_to_cpu(r->r_seq) > cp_seq)
-			break;
-		o += twinfs_cm_rec_size(le32_to_cpu(r->r_len));
-		if (o >= s->size) {
-			o = 0;
-			g++;
-		}
-	}
-	*off = o;
-	*gen = g;
-}
-
 int twinfs_cm_trim(struct super_block *sb, u64 cp_seq)
 {
 	struct twinfs_cm *cm = CM(sb);
@@ -616,7 +597,7 @@ int twinfs_cm_trim(struct super_block *sb, u64 cp_seq)
 		struct twinfs_cm_lane *l = &cm->lanes[i];
 
 		mutex_lock(&l->lock);
-		twinfs_cm_lane_first_after(l, cp_seq, &off, &gen);
+		twinfs_cm_lane_first_after(l->base, &l->st, cp_seq, &off, &gen);
 		if (twinfs_cm_lane_trim_to(&l->st, off, gen))
 			twinfs_err(sb, "change memory: lane %u: cannot trim to %u", i, off);
 		cm->hdr.h_lanes[i].l_head = cpu_to_le32(l->st.head);

@@ -916,6 +916,37 @@ int twinfs_cm_lane_trim_to(struct twinfs_cm_lane_state *s, u32 off, u32 gen)
 	return 0;
 }
 
+void twinfs_cm_lane_first_after(const void *lane,
+				const struct twinfs_cm_lane_state *s,
+				u64 cp_seq, u32 *off, u32 *gen)
+{
+	const u8 *base = lane;
+	u32 o = s->head, g = s->head_gen, steps = 0;
+
+	while (!(o == s->tail && g == s->tail_gen) &&
+	       steps++ <= s->size / TWINFS_CM_REC_ALIGN) {
+		const u8 *r = base + o;
+
+		if (o + TWINFS_CM_REC_HDR_SIZE > s->size ||
+		    get32(r + R_MAGIC) != TWINFS_CM_REC_MAGIC ||
+		    get32(r + R_GEN) != g) {
+			/* The writer wrapped here. */
+			o = 0;
+			g++;
+			continue;
+		}
+		if (get64(r + R_SEQ) > cp_seq)
+			break;
+		o += twinfs_cm_rec_size(get32(r + R_LEN));
+		if (o >= s->size) {
+			o = 0;
+			g++;
+		}
+	}
+	*off = o;
+	*gen = g;
+}
+
 int twinfs_cm_lane_trim(struct twinfs_cm_lane_state *s,
 			const struct twinfs_cm_scan_ent *ents, u32 n,
 			u64 cp_seq)

@@ -258,6 +258,14 @@ int twinfs_cm_lane_trim_to(struct twinfs_cm_lane_state *s, u32 off, u32 gen);
 int twinfs_cm_lane_trim(struct twinfs_cm_lane_state *s,
 			const struct twinfs_cm_scan_ent *ents, u32 n,
 			u64 cp_seq);
+/* Where the lane's first record with seq above cp_seq starts (*off, *gen),
+ * or its tail: for a lane its own writer filled (records from head to tail,
+ * written by this node), so only headers are read, no checksum.  A
+ * position without a record of the lap's generation is the skipped end of
+ * a lap.  The result is what twinfs_cm_lane_trim_to() takes. */
+void twinfs_cm_lane_first_after(const void *lane,
+				const struct twinfs_cm_lane_state *s,
+				u64 cp_seq, u32 *off, u32 *gen);
 /* After a replay and its consistency point: empties the lane at offset 0
  * with a generation no record in it can have (tail_gen + 2). */
 void twinfs_cm_lane_reset(struct twinfs_cm_lane_state *s);

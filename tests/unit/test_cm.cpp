@@ -2042,6 +2042,46 @@ TEST_CASE("ring: state invariants", "[cm][ring]")
 	}
 }
 
+TEST_CASE("ring: first record after a CP, found from the headers, across the wrap",
+	  "[cm][ring]")
+{
+	// Lap 4 holds seqs 10..14 from offset 3072 (the last 256 bytes of
+	// the lap are skipped: no record there of lap 4), lap 5 seqs 15..17
+	// from 0.
+	Bytes lane(4096, 0);
+	put(lane, 3840, write_rec(3, 2, 3, 128));	// stale, lap 3
+	for (u64 i = 0; i < 5; i++)
+		put(lane, static_cast<u32>(3072 + 128 * i),
+		    write_rec(10 + i, 9 + i, 4, 128));
+	for (u64 i = 0; i < 3; i++)
+		put(lane, static_cast<u32>(256 * i), write_rec(15 + i, 14 + i, 5, 256));
+	twinfs_cm_lane_state s{4096, 3072, 4, 768, 5};
+	REQUIRE(twinfs_cm_lane_state_check(&s) == 0);
+
+	struct Want {
+		u64 cp;
+		u32 off, gen;
+	};
+	for (const Want w : {Want{9, 3072, 4}, Want{10, 3200, 4}, Want{13, 3584, 4},
+			     Want{14, 0, 5}, Want{16, 512, 5}, Want{17, 768, 5},
+			     Want{1000, 768, 5}}) {
+		u32 off = 1, gen = 1;
+		twinfs_cm_lane_first_after(lane.data(), &s, w.cp, &off, &gen);
+		INFO("cp_seq " << w.cp);
+		CHECK(off == w.off);
+		CHECK(gen == w.gen);
+		twinfs_cm_lane_state t = s;
+		CHECK(twinfs_cm_lane_trim_to(&t, off, gen) == 0);
+	}
+
+	// An empty lane: the tail, whatever the bytes say.
+	twinfs_cm_lane_state e{4096, 768, 5, 768, 5};
+	u32 off = 1, gen = 1;
+	twinfs_cm_lane_first_after(lane.data(), &e, 0, &off, &gen);
+	CHECK(off == 768);
+	CHECK(gen == 5);
+}
+
 TEST_CASE("ring: randomized reserve and trim never overlap live records", "[cm][ring]")
 {
 	auto rng = twinfs_test::make_rng(0x7219);
