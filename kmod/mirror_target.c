@@ -12,7 +12,10 @@
  * Takeover: stop the target (it holds the device exclusively), then mount
  * the owner's file system with nvram=<device>,node=<owner's node>: the
  * mount replays, from this copy, the records after the last consistency
- * point.  One owner is served at a time; a peer that fails the handshake,
+ * point.  While the owner resynchronises the copy (SYNC_BEGIN .. SYNC_DONE)
+ * the copy's header area says "partial", so a takeover cannot mount a copy
+ * that is half old, half new.  One owner is served at a time; a peer that
+ * fails the handshake,
  * or sends a malformed frame, is logged and dropped, and the target goes
  * on listening.
  */
@@ -38,7 +41,11 @@ struct twinfs_target {
 	u16 port;
 	u64 size;
 	u8 *buf;			/* one payload */
-	u64 writes, conns, refused;
+	u8 *hdr;			/* the header area during a resync */
+	bool syncing;			/* the copy is partial: SYNC_BEGIN seen,
+					 * SYNC_DONE not yet */
+	bool hdr_seen;			/* a WRITE filled t->hdr */
+	u64 writes, conns, refused, resyncs;
 	struct sockaddr_in peer;
 	u32 owner_node;
 };
@@ -91,10 +98,71 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	return twinfs_mirror_send(s, TWINFS_MIRROR_READY, 0, 0, NULL, 0);
 }
 
+static int twinfs_target_write(struct twinfs_target *t, u64 off,
+			       const u8 *data, u32 len)
+{
+	int err = twinfs_vmem_io(t->bdev, REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
+				 off, (void *)data, len);
+
+	if (err)
+		tgt_err("cannot write %s: %d", t->device, err);
+	return err;
+}
+
+/* SYNC_BEGIN: the copy is partial on NVRAM before the first resync byte. */
+static int twinfs_target_sync_begin(struct twinfs_target *t)
+{
+	memset(t->hdr, 0, TWINFS_CM_HDR_AREA);
+	*(__le32 *)t->hdr = cpu_to_le32(TWINFS_CM_PARTIAL_MAGIC);
+	*(__le32 *)(t->hdr + TWINFS_CM_HDR_COPY) =
+		cpu_to_le32(TWINFS_CM_PARTIAL_MAGIC);
+	t->syncing = true;
+	t->hdr_seen = false;
+	return twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
+}
+
+/* A WRITE: during a resync the header area goes to t->hdr only. */
+static int twinfs_target_apply(struct twinfs_target *t, u64 off, u32 len)
+{
+	u32 skip = 0;
+
+	if (t->syncing && off < TWINFS_CM_HDR_AREA) {
+		skip = min_t(u64, len, TWINFS_CM_HDR_AREA - off);
+		memcpy(t->hdr + off, t->buf, skip);
+		if (!off && skip == TWINFS_CM_HDR_AREA)
+			t->hdr_seen = true;
+	}
+	if (skip == len)
+		return 0;
+	return twinfs_target_write(t, off + skip, t->buf + skip, len - skip);
+}
+
+/* Checks a request frame: 0, or why it is refused. */
+static const char *twinfs_target_check(struct twinfs_target *t, u16 type,
+				       u64 off, u32 len)
+{
+	switch (type) {
+	case TWINFS_MIRROR_WRITE:
+		if (!len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
+		    off > t->size || len > t->size - off)
+			return "bad request";
+		return NULL;
+	case TWINFS_MIRROR_SYNC_BEGIN:
+		return len || off != TWINFS_CM_HDR_AREA ? "bad request" : NULL;
+	case TWINFS_MIRROR_SYNC_DONE:
+		return len || !t->syncing || !t->hdr_seen ?
+			"bad request" : NULL;
+	default:
+		return "bad request";
+	}
+}
+
 /* Serves one owner until its connection ends. */
 static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 {
 	struct twinfs_mirror_frame f;
+	const char *why;
+	u16 type;
 	u64 off;
 	u32 len;
 	int err;
@@ -108,22 +176,32 @@ static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 					&t->peer);
 			return;
 		}
+		type = le16_to_cpu(f.f_type);
 		off = le64_to_cpu(f.f_off);
 		len = le32_to_cpu(f.f_len);
-		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_WRITE ||
-		    !len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
-		    off > t->size || len > t->size - off) {
-			tgt_err("bad request (type %u, %u bytes at %llu) from %pISpc; dropping it",
-				le16_to_cpu(f.f_type), len, off, &t->peer);
+		why = twinfs_target_check(t, type, off, len);
+		if (why) {
+			tgt_err("%s (type %u, %u bytes at %llu) from %pISpc; dropping it",
+				why, type, len, off, &t->peer);
 			return;
 		}
-		err = twinfs_vmem_io(t->bdev, REQ_OP_WRITE | REQ_SYNC |
-				     REQ_FUA, off, t->buf, len);
-		if (err) {
-			tgt_err("cannot write %s: %d", t->device, err);
-			return;
+		if (type == TWINFS_MIRROR_SYNC_BEGIN) {
+			err = twinfs_target_sync_begin(t);
+		} else if (type == TWINFS_MIRROR_SYNC_DONE) {
+			err = twinfs_target_write(t, 0, t->hdr,
+						  TWINFS_CM_HDR_AREA);
+			if (!err) {
+				t->syncing = false;
+				t->resyncs++;
+				tgt_info("copy of node %u in %s is complete",
+					 t->owner_node, t->device);
+			}
+		} else {
+			err = twinfs_target_apply(t, off, len);
+			t->writes++;
 		}
-		t->writes++;
+		if (err)
+			return;
 		if (twinfs_mirror_send(s, TWINFS_MIRROR_ACK, le64_to_cpu(f.f_id),
 				       0, NULL, 0))
 			return;
@@ -180,6 +258,7 @@ static void twinfs_target_free(struct twinfs_target *t)
 	if (t->bdev)
 		blkdev_put(t->bdev, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
 	twinfs_mirror_key_put(&t->key);
+	vfree(t->hdr);
 	vfree(t->buf);
 	kfree(t);
 }
@@ -203,7 +282,8 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
 	t->port = port;
 	err = -ENOMEM;
 	t->buf = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
-	if (!t->buf)
+	t->hdr = vmalloc(TWINFS_CM_HDR_AREA);
+	if (!t->buf || !t->hdr)
 		goto fail;
 	err = twinfs_mirror_key_load(&t->key, keyfile);
 	if (err) {
@@ -220,6 +300,12 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
 		goto fail;
 	}
 	t->size = bdev_nr_bytes(t->bdev);
+	err = twinfs_vmem_io(t->bdev, REQ_OP_READ, 0, t->hdr,
+			     TWINFS_CM_HDR_AREA);
+	if (err)
+		goto fail;
+	/* A resync cut short by the owner's death left it partial. */
+	t->syncing = le32_to_cpu(*(__le32 *)t->hdr) == TWINFS_CM_PARTIAL_MAGIC;
 	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP,
 			       &t->listen);
 	if (err)
@@ -291,10 +377,11 @@ ssize_t twinfs_target_show(char *buf)
 	if (!t)
 		n = sysfs_emit(buf, "stopped\n");
 	else
-		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s writes=%llu connections=%llu refused=%llu\n",
+		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s copy=%s writes=%llu resyncs=%llu connections=%llu refused=%llu\n",
 			       t->port, t->device, t->size,
-			       t->conn ? "yes" : "no", t->writes, t->conns,
-			       t->refused);
+			       t->conn ? "yes" : "no",
+			       t->syncing ? "partial" : "whole", t->writes,
+			       t->resyncs, t->conns, t->refused);
 	mutex_unlock(&twinfs_target_lock);
 	return n;
 }

@@ -21,6 +21,15 @@
  * then C -> S WRITE (f_off, payload: the bytes), S -> C ACK (f_id of the
  * WRITE, once the bytes are durable on the partner).  Anything else, a bad
  * checksum, a bad length or a failed HMAC closes the connection.
+ *
+ * Resync: every connection starts with one.  SYNC_BEGIN (f_off: the bytes
+ * of the region's header area) makes the partner mark its copy partial on
+ * its NVRAM before it ACKs; from then until SYNC_DONE it keeps WRITEs to
+ * the header area in memory only, so the copy cannot be mounted while it
+ * holds a mix of old and new bytes.  The owner then sends the whole region
+ * as WRITEs (live WRITEs interleaved), then SYNC_DONE: the partner writes
+ * the header it kept, and the copy is complete, before it ACKs.  A copy
+ * left partial (the owner died mid-resync) is refused by a takeover mount.
  */
 #ifndef TWINFS_MIRROR_H
 #define TWINFS_MIRROR_H
@@ -29,7 +38,7 @@
 #include "twinfs_format.h"
 
 #define TWINFS_MIRROR_MAGIC	0x544d5752u	/* "RWMT" on the wire */
-#define TWINFS_MIRROR_VERSION	1u
+#define TWINFS_MIRROR_VERSION	2u
 #define TWINFS_MIRROR_NONCE	32u
 #define TWINFS_MIRROR_MAC	32u		/* HMAC-SHA256 */
 #define TWINFS_MIRROR_PAYLOAD_MAX (256u << 10)
@@ -42,6 +51,9 @@ enum twinfs_mirror_type {
 	TWINFS_MIRROR_READY = 4,
 	TWINFS_MIRROR_WRITE = 5,
 	TWINFS_MIRROR_ACK = 6,
+	/* 7 is reserved for the RDMA transport */
+	TWINFS_MIRROR_SYNC_BEGIN = 8,	/* f_off: header area bytes; ACKed */
+	TWINFS_MIRROR_SYNC_DONE = 9,	/* no payload; ACKed */
 };
 
 struct twinfs_mirror_frame {
