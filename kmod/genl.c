@@ -61,7 +61,10 @@ static const struct genl_multicast_group twinfs_genl_mcgrps[] = {
 static const struct nla_policy twinfs_status_policy[TWINFS_A_MAX + 1] = {
 	[TWINFS_A_DEVICE] = { .type = NLA_NUL_STRING,
 			      .len = TWINFS_GENL_DEVICE_MAX },
-	[TWINFS_A_UUID] = NLA_POLICY_EXACT_LEN(TWINFS_GENL_UUID_LEN),
+	/* Exactly TWINFS_GENL_UUID_LEN bytes: checked in the doit, so that a
+	 * wrong length is -EINVAL (the core's exact-length check says
+	 * -ERANGE). */
+	[TWINFS_A_UUID] = { .type = NLA_BINARY },
 };
 
 static const struct nla_policy twinfs_target_start_policy[TWINFS_A_MAX + 1] = {
@@ -222,6 +225,12 @@ static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!info->attrs[TWINFS_A_DEVICE] && !info->attrs[TWINFS_A_UUID]) {
 		NL_SET_ERR_ATTR_MISS(info->extack, NULL, TWINFS_A_DEVICE);
 		GENL_SET_ERR_MSG(info, "STATUS needs DEVICE or UUID (or a dump for every mount)");
+		return -EINVAL;
+	}
+	if (info->attrs[TWINFS_A_UUID] &&
+	    nla_len(info->attrs[TWINFS_A_UUID]) != TWINFS_GENL_UUID_LEN) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[TWINFS_A_UUID],
+				    "UUID must be 16 bytes");
 		return -EINVAL;
 	}
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
