@@ -9,10 +9,13 @@
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
+#include <linux/capability.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -167,6 +170,16 @@ bool flag(const Table &tb, int type, const char *what)
 				    " has a payload",
 			    EBADMSG);
 	return true;
+}
+
+// Whether this process has CAP_NET_ADMIN in its effective set.
+bool has_net_admin()
+{
+	__user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+	std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
+	if (syscall(SYS_capget, &hdr, data.data()) < 0)
+		return true;	// let the kernel decide
+	return data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
 }
 
 using status::json_quote;
@@ -729,6 +742,12 @@ void Socket::subscribe_events()
 			    ENOENT);
 	const int ctrl = genl_ctrl_resolve_grp(sk, "nlctrl", "notify");
 	const int fd = nl_socket_get_fd(sk);
+	// The group has GENL_UNS_ADMIN_PERM, but kernels before the genl_bind
+	// check (Debian 12's 6.1 among them) let anybody join; refuse here
+	// alike, so the rule is the same everywhere.
+	if (!has_net_admin())
+		throw Error("joining the multicast group twinfs/events (it needs CAP_NET_ADMIN: run as root)",
+			    EPERM);
 	if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0) {
 		const int err = errno;
 		throw Error(std::string("joining the multicast group twinfs/events") +
