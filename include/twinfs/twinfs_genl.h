@@ -5,11 +5,13 @@
  * "Genetlink", describes it; keep the two in step.
  *
  * Family "twinfs", version 1, in the initial network namespace only.
- * Every command needs CAP_NET_ADMIN (-EPERM otherwise), and so does
- * joining the multicast group "events".  Each command has its own strict
- * attribute policy: an attribute the command does not take, a wrong type
- * or length, or a string longer than its limit is refused with -EINVAL and
- * an extended-ACK message naming the attribute.
+ * Every command needs CAP_NET_ADMIN (-EPERM otherwise); so does joining
+ * the multicast group "events" on kernels that check group flags at bind
+ * time (6.1 does not; twinfsctl checks itself).  Each command has its own
+ * strict attribute policy: an attribute the command does not take, a wrong
+ * type or length, or a string longer than its limit is refused with -EINVAL
+ * and an extended-ACK message naming the attribute; integers out of range
+ * (PORT 0, NODE_ID >= TWINFS_MAX_NODES) with -ERANGE.
  *
  * Commands (request attributes -> reply):
  *   STATUS        doit:   DEVICE or UUID -> one STATUS message
