@@ -30,6 +30,7 @@
 #include <linux/workqueue.h>
 #include "cm.h"
 #include "op.h"
+#include "genl.h"
 
 enum { BH_Twinfs_Changed = BH_PrivateStart + 1 };
 BUFFER_FNS(Twinfs_Changed, twinfs_changed)
@@ -690,6 +691,8 @@ int twinfs_cp_run(struct super_block *sb)
 	}
 	twinfs_cp_release(cp, &s, err);
 	mutex_unlock(&cp->mutex);
+	if (!err)
+		twinfs_genl_notify_cp_done(sb, READ_ONCE(cp->cp_seq));
 	return err;
 }
 

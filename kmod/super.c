@@ -12,6 +12,7 @@
 #include "fault.h"
 #include "cm.h"
 #include "mirror.h"
+#include "genl.h"
 
 void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 {
@@ -23,6 +24,17 @@ void twinfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 	vaf.va = &args;
 	printk("%stwinfs (%s): %pV\n", level, sb ? sb->s_id : "?", &vaf);
 	va_end(args);
+}
+
+/* EVENT_ERROR for a corruption report: the function and the format, not
+ * the values (the kernel log has those); any context. */
+static void twinfs_corrupt_event(struct super_block *sb, const char *func,
+				 const char *fmt)
+{
+	char text[TWINFS_GENL_MESSAGE_MAX + 1];
+
+	snprintf(text, sizeof(text), "corruption in %s: %s", func, fmt);
+	twinfs_genl_notify_error(sb, -EUCLEAN, text);
 }
 
 void twinfs_corrupt(struct super_block *sb, const char *func,
@@ -37,6 +49,7 @@ void twinfs_corrupt(struct super_block *sb, const char *func,
 	pr_err_ratelimited("twinfs (%s): corruption in %s: %pV\n",
 			   sb->s_id, func, &vaf);
 	va_end(args);
+	twinfs_corrupt_event(sb, func, fmt);
 	if (TWINFS_SB(sb)->opts.errors == TWINFS_ERRORS_RO && !sb_rdonly(sb)) {
 		twinfs_err(sb, "remounting read-only (errors=remount-ro)");
 		sb->s_flags |= SB_RDONLY;
@@ -92,6 +105,7 @@ static void twinfs_put_super(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
 
+	twinfs_genl_unmounting(sb);
 	twinfs_cp_stop(sb);
 	twinfs_sysfs_unregister(sb);
 	twinfs_fault_exit(sb);
@@ -107,6 +121,7 @@ static void twinfs_put_super(struct super_block *sb)
 	sb->s_fs_info = NULL;
 	twinfs_opts_free(&sbi->opts);
 	kfree(sbi);
+	twinfs_genl_notify_unmounted(sb);
 }
 
 /* sync(2), syncfs(2), umount: a consistency point. */
@@ -396,6 +411,7 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	twinfs_info(sb, "mounted: %llu blocks, %u groups, format version %u, change memory %s, consistency point %llu",
 		    sbi->geo.blocks, sbi->geo.ag_count, TWINFS_FORMAT_VERSION,
 		    twinfs_cm_device(sb), twinfs_cp_seq(sb));
+	twinfs_genl_mounted(sb);
 	return 0;
 
 out_sysfs:
@@ -521,12 +537,17 @@ static int __init twinfs_init(void)
 	if (err)
 		goto out_cache;
 	twinfs_fault_module_init();
-	err = register_filesystem(&twinfs_fs_type);
+	err = twinfs_genl_init();
 	if (err)
 		goto out_fault;
+	err = register_filesystem(&twinfs_fs_type);
+	if (err)
+		goto out_genl;
 	pr_info("twinfs: format version %u loaded\n", TWINFS_FORMAT_VERSION);
 	return 0;
 
+out_genl:
+	twinfs_genl_exit();
 out_fault:
 	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
@@ -538,6 +559,7 @@ out_cache:
 static void __exit twinfs_exit(void)
 {
 	unregister_filesystem(&twinfs_fs_type);
+	twinfs_genl_exit();
 	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
 	twinfs_inode_cache_destroy();

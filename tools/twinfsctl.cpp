@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-// twinfsctl: administration of twinfs.  For now `status`, reading
-// /sys/fs/twinfs (or $TWINFS_SYSFS); relocation, partner and mirror
-// commands arrive with the membership daemon.
+// twinfsctl: administration of twinfs.  `status` asks the module over its
+// generic netlink family (userspace/genl.cpp) when it is loaded, else
+// reads /sys/fs/twinfs (or $TWINFS_SYSFS); `target` drives the partner's
+// mirror target, `watch` prints the module's events, `set-node` tells the
+// module its node id.  Relocation commands arrive with the membership
+// daemon.
+#include <linux/netlink.h>
+
+#include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "include/twinfs/twinfs_genl.h"
+#include "twinfs_user/genl.hpp"
 #include "twinfs_user/status.hpp"
 #include "twinfs_user/version.hpp"
 
@@ -24,15 +35,33 @@ void usage(std::ostream &os)
 	os << "usage: twinfsctl [--help] [--version] <command> [options]\n"
 	      "\n"
 	      "commands:\n"
-	      "  status [--json]   show the mounted twinfs file systems, one row each,\n"
-	      "                    then their change memory (device, size, use,\n"
-	      "                    last seq, consistency points, blocks changed\n"
-	      "                    since the last one, records replayed at mount)\n"
-	      "                    when the module has one\n"
-	      "                    (--json: the same as a JSON document)\n"
+	      "  status [--json] [--genl|--sysfs] [DEVICE|UUID]\n"
+	      "                    show the mounted twinfs file systems, one row each:\n"
+	      "                    uuid, node, mirror state and partner, change memory\n"
+	      "                    (device, use, last seq, consistency point, records\n"
+	      "                    replayed at mount); --json: a JSON document.\n"
+	      "                    Asks the module over genetlink (root only) when it\n"
+	      "                    is loaded, else (or for non-root callers, with a\n"
+	      "                    warning) reads /sys/fs/twinfs/<device>/;\n"
+	      "                    --genl / --sysfs: only that way\n"
+	      "  target start PORT DEVICE KEYFILE [--transport tcp]\n"
+	      "                    start the mirror target: keep a copy of an owner's\n"
+	      "                    change memory on DEVICE, listening on PORT\n"
+	      "  target stop       stop it (DEVICE is free for a takeover mount)\n"
+	      "  target status [--json]\n"
+	      "  set-node N        tell the module this machine's node id\n"
+	      "  watch [--json] [--count N] [--timeout SECS]\n"
+	      "                    print the module's events (MOUNTED, UNMOUNTED,\n"
+	      "                    CP_DONE, MIRROR_STATE, ERROR), one a line, until\n"
+	      "                    N events, SECS seconds, or the module is unloaded\n"
+	      "  debug send CMD [--dump] [ATTR:KIND=VALUE ...]\n"
+	      "                    send a raw request (tests of the module's checks);\n"
+	      "                    ATTR a name (PORT) or number, KIND one of u8 u16\n"
+	      "                    u32 u64 s32 str bin (hex) strn (VALUE bytes of 'a')\n"
+	      "                    or flag (ATTR:flag)\n"
 	      "\n"
-	      "The status is read from /sys/fs/twinfs/<device>/; set TWINFS_SYSFS to\n"
-	      "read another directory.\n"
+	      "Every genetlink command needs CAP_NET_ADMIN.  Set TWINFS_SYSFS to read\n"
+	      "the status from another directory (implies --sysfs).\n"
 	      "\n"
 	      "exit status: 0 success, 1 error (including: module not loaded),\n"
 	      "2 usage error\n";
@@ -45,21 +74,92 @@ int usage_error(const std::string &msg)
 	return kExitUsage;
 }
 
+void write_out(const std::string &text)
+{
+	std::cout << text;
+	std::cout.flush();
+	if (!std::cout)
+		throw std::runtime_error("writing to standard output failed");
+}
+
+// The status over genetlink; nullopt when the module is not loaded (or,
+// unless forced, when the caller may not use genetlink).
+std::optional<int> status_genl(bool json, bool forced, std::string_view which)
+{
+	using namespace twinfs::genl;
+	try {
+		Socket sock;
+		if (!sock.family_present()) {
+			if (forced)
+				sock.family();	// throws: not loaded
+			return std::nullopt;
+		}
+		std::vector<Bytes> replies;
+		if (which.empty()) {
+			replies = sock.request(TWINFS_CMD_STATUS, {}, true, "status");
+		} else {
+			std::vector<Attr> attrs;
+			if (const auto uuid = parse_uuid(which))
+				attrs.push_back(Attr::binary(TWINFS_A_UUID, *uuid));
+			else
+				attrs.push_back(Attr::string(TWINFS_A_DEVICE, which));
+			replies = sock.request(TWINFS_CMD_STATUS, attrs, false,
+					       "status " + std::string(which));
+		}
+		std::vector<FsStatus> fss;
+		for (const auto &r : replies)
+			fss.push_back(parse_status(r));
+		write_out(json ? format_status_json(fss) : format_status_table(fss));
+		return kExitOk;
+	} catch (const Error &e) {
+		if (forced || e.error() != EPERM)
+			throw;
+		std::cerr << "twinfsctl: warning: " << e.what()
+			  << "; reading sysfs instead\n";
+		return std::nullopt;
+	}
+}
+
 int cmd_status(std::span<const std::string_view> args)
 {
-	bool json = false;
+	bool json = false, genl_only = false, sysfs_only = false;
+	std::string_view which;
 	for (const auto arg : args) {
 		if (arg == "--json")
 			json = true;
+		else if (arg == "--genl")
+			genl_only = true;
+		else if (arg == "--sysfs")
+			sysfs_only = true;
 		else if (arg == "-h" || arg == "--help") {
 			usage(std::cout);
 			return kExitOk;
-		} else
+		} else if (!arg.starts_with("-") && which.empty())
+			which = arg;
+		else
 			return usage_error("status: unknown argument '" + std::string(arg) + "'");
 	}
-	const auto snap = twinfs::status::read_snapshot(twinfs::status::sysfs_root());
+	if (genl_only && sysfs_only)
+		return usage_error("status: --genl and --sysfs exclude each other");
+	const char *env = std::getenv(std::string(twinfs::status::kSysfsRootEnv).c_str());
+	if (env && *env && !genl_only)
+		sysfs_only = true;
+	if (!sysfs_only)
+		if (const auto rc = status_genl(json, genl_only, which))
+			return *rc;
+
+	auto snap = twinfs::status::read_snapshot(twinfs::status::sysfs_root());
 	for (const auto &w : snap.warnings)
 		std::cerr << "twinfsctl: warning: " << w << "\n";
+	if (!which.empty()) {
+		std::erase_if(snap.filesystems,
+			      [which](const auto &f) { return f.device != which; });
+		if (snap.module_loaded && snap.filesystems.empty()) {
+			std::cerr << "twinfsctl: status: no twinfs file system on "
+				  << which << "\n";
+			return kExitError;
+		}
+	}
 	if (json) {
 		std::cout << twinfs::status::format_json(snap);
 	} else if (snap.module_loaded) {
@@ -71,6 +171,245 @@ int cmd_status(std::span<const std::string_view> args)
 	if (!std::cout)
 		throw std::runtime_error("writing to standard output failed");
 	return snap.module_loaded ? kExitOk : kExitError;
+}
+
+std::optional<unsigned long long> parse_number(std::string_view s,
+					       unsigned long long max)
+{
+	unsigned long long v = 0;
+	int base = 10;
+	if (s.starts_with("0x")) {
+		s.remove_prefix(2);
+		base = 16;
+	}
+	const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+	if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > max)
+		return std::nullopt;
+	return v;
+}
+
+int cmd_target(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	if (args.empty())
+		return usage_error("target: start, stop or status?");
+	const auto sub = args.front();
+	args = args.subspan(1);
+	if (sub == "start") {
+		std::vector<std::string_view> pos;
+		std::optional<std::string_view> transport;
+		for (std::size_t i = 0; i < args.size(); i++) {
+			if (args[i] == "--transport" && i + 1 < args.size())
+				transport = args[++i];
+			else if (args[i].starts_with("--transport="))
+				transport = args[i].substr(12);
+			else if (args[i].starts_with("-"))
+				return usage_error("target start: unknown option '" +
+						   std::string(args[i]) + "'");
+			else
+				pos.push_back(args[i]);
+		}
+		if (pos.size() != 3)
+			return usage_error("target start PORT DEVICE KEYFILE [--transport tcp]");
+		const auto port = parse_number(pos[0], 65535);
+		if (!port || !*port)
+			return usage_error("target start: bad port '" + std::string(pos[0]) + "'");
+		std::vector<Attr> attrs{
+			Attr::u16(TWINFS_A_PORT, static_cast<std::uint16_t>(*port)),
+			Attr::string(TWINFS_A_TARGET_DEVICE, pos[1]),
+			Attr::string(TWINFS_A_KEY_FILE, pos[2]),
+		};
+		if (transport)
+			attrs.push_back(Attr::string(TWINFS_A_TRANSPORT, *transport));
+		Socket sock;
+		sock.request(TWINFS_CMD_TARGET_START, attrs, false, "target start");
+		return kExitOk;
+	}
+	if (sub == "stop") {
+		if (!args.empty())
+			return usage_error("target stop takes no argument");
+		Socket sock;
+		sock.request(TWINFS_CMD_TARGET_STOP, {}, false, "target stop");
+		return kExitOk;
+	}
+	if (sub == "status") {
+		bool json = false;
+		for (const auto arg : args) {
+			if (arg == "--json")
+				json = true;
+			else
+				return usage_error("target status: unknown argument '" +
+						   std::string(arg) + "'");
+		}
+		Socket sock;
+		const auto replies = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false,
+						  "target status");
+		if (replies.size() != 1)
+			throw Error("target status: " + std::to_string(replies.size()) +
+					    " replies",
+				    EBADMSG);
+		const auto t = parse_target_status(replies.front());
+		write_out(json ? format_target_json(t) : format_target_text(t));
+		return kExitOk;
+	}
+	return usage_error("target: unknown subcommand '" + std::string(sub) + "'");
+}
+
+int cmd_set_node(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	if (args.size() != 1)
+		return usage_error("set-node N");
+	const auto node = parse_number(args.front(), 0xffffffffull);
+	if (!node)
+		return usage_error("set-node: bad node id '" + std::string(args.front()) + "'");
+	Socket sock;
+	const Attr a[] = {Attr::u32(TWINFS_A_NODE_ID, static_cast<std::uint32_t>(*node))};
+	sock.request(TWINFS_CMD_SET_NODE, a, false, "set-node");
+	return kExitOk;
+}
+
+int cmd_watch(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	bool json = false;
+	std::optional<unsigned long long> count, timeout;
+	for (std::size_t i = 0; i < args.size(); i++) {
+		if (args[i] == "--json") {
+			json = true;
+		} else if (args[i] == "--count" && i + 1 < args.size()) {
+			count = parse_number(args[++i], 1ull << 32);
+			if (!count)
+				return usage_error("watch: bad --count");
+		} else if (args[i] == "--timeout" && i + 1 < args.size()) {
+			timeout = parse_number(args[++i], 1ull << 20);
+			if (!timeout)
+				return usage_error("watch: bad --timeout");
+		} else {
+			return usage_error("watch: unknown argument '" + std::string(args[i]) + "'");
+		}
+	}
+	Socket sock;
+	sock.subscribe_events();
+	std::cerr << "twinfsctl: watching twinfs events\n";
+	const int timeout_ms = timeout ? static_cast<int>(*timeout * 1000) : -1;
+	unsigned long long seen = 0;
+	while (!count || seen < *count) {
+		const auto e = sock.next_event(timeout_ms);
+		if (!e)
+			break;	// --timeout
+		if (e->name == "FAMILY_REMOVED") {
+			std::cerr << "twinfsctl: watch: the twinfs module was unloaded\n";
+			break;
+		}
+		write_out(json ? format_event_json(*e) : format_event_text(*e));
+		seen++;
+	}
+	return kExitOk;
+}
+
+std::optional<std::uint16_t> attr_type(std::string_view s)
+{
+	for (std::uint32_t t = 0; t <= TWINFS_A_MAX; t++)
+		if (twinfs::genl::attr_name(t) == s)
+			return static_cast<std::uint16_t>(t);
+	if (const auto v = parse_number(s, 0x3fff))
+		return static_cast<std::uint16_t>(*v);
+	return std::nullopt;
+}
+
+// ATTR:KIND=VALUE, or ATTR:flag.
+std::optional<twinfs::genl::Attr> parse_raw_attr(std::string_view spec)
+{
+	using twinfs::genl::Attr;
+	const auto colon = spec.find(':');
+	if (colon == std::string_view::npos)
+		return std::nullopt;
+	const auto type = attr_type(spec.substr(0, colon));
+	if (!type)
+		return std::nullopt;
+	const auto rest = spec.substr(colon + 1);
+	if (rest == "flag")
+		return Attr::flag(*type);
+	const auto eq = rest.find('=');
+	if (eq == std::string_view::npos)
+		return std::nullopt;
+	const auto kind = rest.substr(0, eq);
+	const auto value = rest.substr(eq + 1);
+	if (kind == "str")
+		return Attr::string(*type, value);
+	if (kind == "strn") {
+		const auto n = parse_number(value, 60000);
+		if (!n)
+			return std::nullopt;
+		return Attr::string(*type, std::string(*n, 'a'));
+	}
+	if (kind == "bin") {
+		twinfs::genl::Bytes b;
+		if (value.size() % 2)
+			return std::nullopt;
+		for (std::size_t i = 0; i < value.size(); i += 2) {
+			const auto v = parse_number("0x" + std::string(value.substr(i, 2)), 255);
+			if (!v)
+				return std::nullopt;
+			b.push_back(static_cast<std::uint8_t>(*v));
+		}
+		return Attr::binary(*type, std::move(b));
+	}
+	if (kind == "s32") {
+		int v = 0;
+		const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+		if (ec != std::errc() || p != value.data() + value.size())
+			return std::nullopt;
+		return Attr::s32(*type, v);
+	}
+	const auto v = parse_number(value, ~0ull);
+	if (!v)
+		return std::nullopt;
+	if (kind == "u8")
+		return Attr::u8(*type, static_cast<std::uint8_t>(*v));
+	if (kind == "u16")
+		return Attr::u16(*type, static_cast<std::uint16_t>(*v));
+	if (kind == "u32")
+		return Attr::u32(*type, static_cast<std::uint32_t>(*v));
+	if (kind == "u64")
+		return Attr::u64(*type, *v);
+	return std::nullopt;
+}
+
+int cmd_debug(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	if (args.size() < 2 || args.front() != "send")
+		return usage_error("debug send CMD [--dump] [ATTR:KIND=VALUE ...]");
+	std::optional<std::uint8_t> cmd;
+	for (std::uint32_t c = 0; c <= 255; c++)
+		if (cmd_name(static_cast<std::uint8_t>(c)) == args[1])
+			cmd = static_cast<std::uint8_t>(c);
+	if (!cmd) {
+		const auto v = parse_number(args[1], 255);
+		if (!v)
+			return usage_error("debug send: unknown command '" + std::string(args[1]) + "'");
+		cmd = static_cast<std::uint8_t>(*v);
+	}
+	bool dump = false;
+	std::vector<Attr> attrs;
+	for (const auto arg : args.subspan(2)) {
+		if (arg == "--dump") {
+			dump = true;
+			continue;
+		}
+		const auto a = parse_raw_attr(arg);
+		if (!a)
+			return usage_error("debug send: bad attribute '" + std::string(arg) + "'");
+		attrs.push_back(*a);
+	}
+	Socket sock;
+	const std::uint16_t flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : NLM_F_ACK);
+	const auto replies = sock.request_raw(build_message(sock.family(), *cmd, flags, attrs),
+					      "debug send " + cmd_name(*cmd));
+	write_out("OK: " + std::to_string(replies.size()) + " replies\n");
+	return kExitOk;
 }
 
 int run(std::span<const std::string_view> args)
@@ -88,6 +427,14 @@ int run(std::span<const std::string_view> args)
 	}
 	if (cmd == "status")
 		return cmd_status(args.subspan(1));
+	if (cmd == "target")
+		return cmd_target(args.subspan(1));
+	if (cmd == "set-node")
+		return cmd_set_node(args.subspan(1));
+	if (cmd == "watch")
+		return cmd_watch(args.subspan(1));
+	if (cmd == "debug")
+		return cmd_debug(args.subspan(1));
 	return usage_error("unknown command '" + std::string(cmd) + "'");
 }
 

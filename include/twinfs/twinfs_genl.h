@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * twinfs generic netlink family: the interface between twinfs.ko and its
+ * user space (twinfsctl, twinfsd).  Documentation/design.md, section
+ * "Genetlink", describes it; keep the two in step.
+ *
+ * Family "twinfs", version 1, in the initial network namespace only.
+ * Every command needs CAP_NET_ADMIN (-EPERM otherwise); so does joining
+ * the multicast group "events" on kernels that check group flags at bind
+ * time (6.1 does not; twinfsctl checks itself).  Each command has its own
+ * strict attribute policy: an attribute the command does not take, a wrong
+ * type or length, or a string longer than its limit is refused with -EINVAL
+ * and an extended-ACK message naming the attribute; integers out of range
+ * (PORT 0, NODE_ID >= TWINFS_MAX_NODES) with -ERANGE.
+ *
+ * Commands (request attributes -> reply):
+ *   STATUS        doit:   DEVICE or UUID -> one STATUS message
+ *                 dumpit: nothing -> one STATUS message per mount
+ *                 (DEVICE, UUID, NODE_ID if set, MOUNT_NODE, PARTNER if
+ *                 any, MIRROR_STATE, TRANSPORT if mirrored, CM_DEVICE,
+ *                 CM_USED, CM_SIZE, LAST_SEQ, CP_SEQ, CP_COUNT,
+ *                 RECORDS_REPLAYED, READ_ONLY if so)
+ *   TARGET_START  PORT, TARGET_DEVICE, KEY_FILE[, TRANSPORT] -> ACK;
+ *                 -EBUSY when a target runs already
+ *   TARGET_STOP   nothing -> ACK (also when none runs)
+ *   TARGET_STATUS nothing -> TARGET_STATE, and when listening PORT,
+ *                 TARGET_DEVICE, TARGET_SIZE, TARGET_SERVING, TARGET_WRITES,
+ *                 TARGET_CONNECTIONS, TARGET_REFUSED
+ *   SET_NODE      NODE_ID -> ACK
+ *
+ * Events, multicast to "events" (command = the event):
+ *   EVENT_MOUNTED       DEVICE, UUID, MOUNT_NODE, CP_SEQ, RECORDS_REPLAYED
+ *   EVENT_UNMOUNTED     DEVICE, UUID
+ *   EVENT_CP_DONE       DEVICE, UUID, CP_SEQ
+ *   EVENT_MIRROR_STATE  DEVICE, UUID, MIRROR_STATE, TRANSPORT
+ *   EVENT_ERROR         DEVICE, UUID (when known), ERRNO, MESSAGE
+ */
+#ifndef TWINFS_GENL_H
+#define TWINFS_GENL_H
+
+#define TWINFS_GENL_NAME		"twinfs"
+#define TWINFS_GENL_VERSION		1
+#define TWINFS_GENL_MCGRP_EVENTS	"events"
+
+/* Longest strings accepted (bytes, without the NUL). */
+#define TWINFS_GENL_DEVICE_MAX		31	/* s_id */
+#define TWINFS_GENL_PATH_MAX		63	/* TARGET_DEVICE */
+#define TWINFS_GENL_KEY_FILE_MAX	127	/* KEY_FILE */
+#define TWINFS_GENL_TRANSPORT_MAX	15	/* "tcp", "rdma" */
+#define TWINFS_GENL_UUID_LEN		16
+#define TWINFS_GENL_MESSAGE_MAX		127	/* EVENT_ERROR text */
+
+enum twinfs_genl_cmd {
+	TWINFS_CMD_UNSPEC,
+	TWINFS_CMD_STATUS,
+	TWINFS_CMD_TARGET_START,
+	TWINFS_CMD_TARGET_STOP,
+	TWINFS_CMD_TARGET_STATUS,
+	TWINFS_CMD_SET_NODE,
+	/* Events: sent by the module only; a request with one is refused. */
+	TWINFS_CMD_EVENT_MOUNTED,
+	TWINFS_CMD_EVENT_UNMOUNTED,
+	TWINFS_CMD_EVENT_CP_DONE,
+	TWINFS_CMD_EVENT_MIRROR_STATE,
+	TWINFS_CMD_EVENT_ERROR,
+
+	__TWINFS_CMD_MAX,
+	TWINFS_CMD_MAX = __TWINFS_CMD_MAX - 1
+};
+
+enum twinfs_genl_attr {
+	TWINFS_A_UNSPEC,
+	TWINFS_A_PAD,			/* alignment of the u64s */
+	TWINFS_A_DEVICE,		/* string: block device ("vda") */
+	TWINFS_A_UUID,			/* binary, 16 bytes */
+	TWINFS_A_NODE_ID,		/* u32: this machine's node (SET_NODE) */
+	TWINFS_A_MOUNT_NODE,		/* u32: the mount's node= (its CP area) */
+	TWINFS_A_PARTNER,		/* string: partner= of the mount */
+	TWINFS_A_MIRROR_STATE,		/* string: none, degraded, resyncing,
+					 * mirrored */
+	TWINFS_A_TRANSPORT,		/* string: tcp (rdma later) */
+	TWINFS_A_CM_DEVICE,		/* string: the change memory's device */
+	TWINFS_A_CM_USED,		/* u64: bytes */
+	TWINFS_A_CM_SIZE,		/* u64: bytes */
+	TWINFS_A_LAST_SEQ,		/* u64 */
+	TWINFS_A_CP_SEQ,		/* u64 */
+	TWINFS_A_CP_COUNT,		/* u64 */
+	TWINFS_A_RECORDS_REPLAYED,	/* u64 */
+	TWINFS_A_READ_ONLY,		/* flag */
+	TWINFS_A_PORT,			/* u16: TCP port of the target */
+	TWINFS_A_TARGET_DEVICE,		/* string: path of the copy's device */
+	TWINFS_A_KEY_FILE,		/* string: path of the cluster key */
+	TWINFS_A_TARGET_STATE,		/* string: stopped, listening */
+	TWINFS_A_TARGET_SIZE,		/* u64: bytes of the copy's device */
+	TWINFS_A_TARGET_SERVING,	/* flag: an owner is connected */
+	TWINFS_A_TARGET_WRITES,		/* u64 */
+	TWINFS_A_TARGET_CONNECTIONS,	/* u64 */
+	TWINFS_A_TARGET_REFUSED,	/* u64 */
+	TWINFS_A_ERRNO,			/* s32: negative errno */
+	TWINFS_A_MESSAGE,		/* string */
+
+	__TWINFS_A_MAX,
+	TWINFS_A_MAX = __TWINFS_A_MAX - 1
+};
+
+#endif /* TWINFS_GENL_H */

@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * twinfs: the generic netlink family "twinfs", the interface of the
+ * membership daemon and of twinfsctl.  Commands: STATUS of the mounts,
+ * the partner's mirror target (TARGET_START, TARGET_STOP, TARGET_STATUS),
+ * SET_NODE; events on the multicast group "events".  The wire format is
+ * include/twinfs/twinfs_genl.h, the design Documentation/design.md,
+ * "Genetlink".
+ *
+ * Every command and the events group need CAP_NET_ADMIN; each command has
+ * a strict policy of its own.  The family lives in the initial network
+ * namespace only.
+ *
+ * Locks:
+ *   The genetlink core runs our commands one at a time (no parallel_ops),
+ *   so SET_NODE and the STATUS readers of the node never race with each
+ *   other; twinfs_genl_node is atomic for readers outside a command.
+ *   twinfs_genl_mounts_lock: the list of mounted file systems.  It is held
+ *   while a STATUS message is built from a super block, so
+ *   twinfs_genl_unmounting() (start of put_super) waits for the reader and
+ *   the super block stays whole while it is read.  Taken under the
+ *   genetlink core's lock and under s_umount (mount, umount); inside it
+ *   only the leaf locks of the accessors (change memory header, CP,
+ *   mirror) are taken.
+ */
+#include <linux/ctype.h>
+#include <linux/mm.h>
+#include <linux/ratelimit.h>
+#include <linux/slab.h>
+#include <net/genetlink.h>
+#include "genl.h"
+#include "cm.h"
+#include "mirror.h"
+
+struct twinfs_genl_mount {
+	struct list_head list;
+	struct super_block *sb;
+	u64 id;				/* dump cursor; grows in list order */
+};
+
+static LIST_HEAD(twinfs_genl_mounts);
+static DEFINE_MUTEX(twinfs_genl_mounts_lock);	/* the list, next_id */
+static u64 twinfs_genl_next_id = 1;
+static atomic64_t twinfs_genl_node = ATOMIC64_INIT(-1);
+static bool twinfs_genl_registered;
+static DEFINE_RATELIMIT_STATE(twinfs_genl_error_rs, 5 * HZ, 10);
+
+static struct genl_family twinfs_genl_family;
+
+enum { TWINFS_GENL_GRP_EVENTS };
+
+static const struct genl_multicast_group twinfs_genl_mcgrps[] = {
+	[TWINFS_GENL_GRP_EVENTS] = {
+		.name = TWINFS_GENL_MCGRP_EVENTS,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+};
+
+/* ---- policies: one per command, nothing else is accepted ---- */
+
+static const struct nla_policy twinfs_status_policy[TWINFS_A_MAX + 1] = {
+	[TWINFS_A_DEVICE] = { .type = NLA_NUL_STRING,
+			      .len = TWINFS_GENL_DEVICE_MAX },
+	/* Exactly TWINFS_GENL_UUID_LEN bytes: checked in the doit, so that a
+	 * wrong length is -EINVAL (the core's exact-length check says
+	 * -ERANGE). */
+	[TWINFS_A_UUID] = { .type = NLA_BINARY },
+};
+
+static const struct nla_policy twinfs_target_start_policy[TWINFS_A_MAX + 1] = {
+	[TWINFS_A_PORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[TWINFS_A_TARGET_DEVICE] = { .type = NLA_NUL_STRING,
+				     .len = TWINFS_GENL_PATH_MAX },
+	[TWINFS_A_KEY_FILE] = { .type = NLA_NUL_STRING,
+				.len = TWINFS_GENL_KEY_FILE_MAX },
+	[TWINFS_A_TRANSPORT] = { .type = NLA_NUL_STRING,
+				 .len = TWINFS_GENL_TRANSPORT_MAX },
+};
+
+/* TARGET_STOP and TARGET_STATUS take no attribute at all. */
+static const struct nla_policy twinfs_empty_policy[TWINFS_A_MAX + 1] = {};
+
+static const struct nla_policy twinfs_set_node_policy[TWINFS_A_MAX + 1] = {
+	[TWINFS_A_NODE_ID] = NLA_POLICY_MAX(NLA_U32, TWINFS_MAX_NODES - 1),
+};
+
+/* ---- accessors of what mirror.c and mirror_target.c show in sysfs ---- */
+
+struct twinfs_genl_mirror_info {
+	char state[16];			/* "none" without a partner */
+	char transport[16];		/* "" without a partner */
+};
+
+/* twinfs_mirror_show(): "none" or "<transport> <addr> <state> ...". */
+static void twinfs_genl_mirror_info(struct super_block *sb, char *page,
+				    struct twinfs_genl_mirror_info *mi)
+{
+	strscpy(mi->state, "none", sizeof(mi->state));
+	mi->transport[0] = '\0';
+	if (twinfs_mirror_show(sb, page) <= 0)
+		return;
+	if (sscanf(page, "%15s %*s %15s", mi->transport, mi->state) != 2) {
+		strscpy(mi->state, "none", sizeof(mi->state));
+		mi->transport[0] = '\0';
+	}
+}
+
+struct twinfs_genl_target_info {
+	bool listening;
+	bool serving;
+	unsigned int port;
+	char device[TWINFS_GENL_PATH_MAX + 1];
+	unsigned long long size, writes, conns, refused;
+};
+
+/* twinfs_target_show(): "stopped" or "listening port=... refused=...". */
+static int twinfs_genl_target_info(char *page,
+				   struct twinfs_genl_target_info *ti)
+{
+	char serving[4];
+
+	memset(ti, 0, sizeof(*ti));
+	if (twinfs_target_show(page) <= 0)
+		return -EIO;
+	if (!strncmp(page, "stopped", 7))
+		return 0;
+	if (sscanf(page, "listening port=%u device=%63s size=%llu serving=%3s writes=%llu connections=%llu refused=%llu",
+		   &ti->port, ti->device, &ti->size, serving, &ti->writes,
+		   &ti->conns, &ti->refused) != 7)
+		return -EIO;
+	ti->listening = true;
+	ti->serving = !strcmp(serving, "yes");
+	return 0;
+}
+
+/* ---- messages ---- */
+
+static int twinfs_genl_put_id(struct sk_buff *skb, struct super_block *sb)
+{
+	if (nla_put_string(skb, TWINFS_A_DEVICE, sb->s_id) ||
+	    nla_put(skb, TWINFS_A_UUID, TWINFS_GENL_UUID_LEN, &sb->s_uuid))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int twinfs_genl_put_node(struct sk_buff *skb)
+{
+	s64 node = atomic64_read(&twinfs_genl_node);
+
+	if (node >= 0 && nla_put_u32(skb, TWINFS_A_NODE_ID, node))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* One STATUS message about sb; the caller holds twinfs_genl_mounts_lock.
+ * page: a free page for the text accessors. */
+static int twinfs_genl_fill_status(struct sk_buff *skb, u32 portid, u32 seq,
+				   int flags, struct super_block *sb,
+				   char *page)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_genl_mirror_info mi;
+	u64 size, used;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &twinfs_genl_family, flags,
+			  TWINFS_CMD_STATUS);
+	if (!hdr)
+		return -EMSGSIZE;
+	twinfs_cm_stats(sb, &size, &used);
+	twinfs_genl_mirror_info(sb, page, &mi);
+	if (twinfs_genl_put_id(skb, sb) || twinfs_genl_put_node(skb) ||
+	    nla_put_u32(skb, TWINFS_A_MOUNT_NODE, sbi->opts.node) ||
+	    (sbi->opts.partner &&
+	     nla_put_string(skb, TWINFS_A_PARTNER, sbi->opts.partner)) ||
+	    nla_put_string(skb, TWINFS_A_MIRROR_STATE, mi.state) ||
+	    (mi.transport[0] &&
+	     nla_put_string(skb, TWINFS_A_TRANSPORT, mi.transport)) ||
+	    nla_put_string(skb, TWINFS_A_CM_DEVICE, twinfs_cm_device(sb)) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CM_USED, used, TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CM_SIZE, size, TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_LAST_SEQ, twinfs_cm_last_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CP_SEQ, twinfs_cp_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CP_COUNT, twinfs_cp_count(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_RECORDS_REPLAYED,
+			      sbi->records_replayed, TWINFS_A_PAD) ||
+	    (sb_rdonly(sb) && nla_put_flag(skb, TWINFS_A_READ_ONLY))) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/* ---- commands ---- */
+
+static struct super_block *twinfs_genl_find(struct genl_info *info)
+{
+	struct nlattr *dev = info->attrs[TWINFS_A_DEVICE];
+	struct nlattr *uuid = info->attrs[TWINFS_A_UUID];
+	struct twinfs_genl_mount *m;
+
+	lockdep_assert_held(&twinfs_genl_mounts_lock);
+	list_for_each_entry(m, &twinfs_genl_mounts, list) {
+		if (dev && nla_strcmp(dev, m->sb->s_id))
+			continue;
+		if (uuid && memcmp(nla_data(uuid), &m->sb->s_uuid,
+				   TWINFS_GENL_UUID_LEN))
+			continue;
+		return m->sb;
+	}
+	return NULL;
+}
+
+static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct super_block *sb;
+	struct sk_buff *msg;
+	char *page;
+	int err;
+
+	if (!info->attrs[TWINFS_A_DEVICE] && !info->attrs[TWINFS_A_UUID]) {
+		NL_SET_ERR_ATTR_MISS(info->extack, NULL, TWINFS_A_DEVICE);
+		GENL_SET_ERR_MSG(info, "STATUS needs DEVICE or UUID (or a dump for every mount)");
+		return -EINVAL;
+	}
+	if (info->attrs[TWINFS_A_UUID] &&
+	    nla_len(info->attrs[TWINFS_A_UUID]) != TWINFS_GENL_UUID_LEN) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[TWINFS_A_UUID],
+				    "UUID must be 16 bytes");
+		return -EINVAL;
+	}
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	page = (char *)__get_free_page(GFP_KERNEL);
+	if (!page) {
+		err = -ENOMEM;
+		goto out_msg;
+	}
+	mutex_lock(&twinfs_genl_mounts_lock);
+	sb = twinfs_genl_find(info);
+	if (!sb) {
+		mutex_unlock(&twinfs_genl_mounts_lock);
+		GENL_SET_ERR_MSG(info, "no twinfs file system with that device or uuid is mounted");
+		err = -ENODEV;
+		goto out_page;
+	}
+	err = twinfs_genl_fill_status(msg, info->snd_portid, info->snd_seq, 0,
+				      sb, page);
+	mutex_unlock(&twinfs_genl_mounts_lock);
+	if (err)
+		goto out_page;
+	free_page((unsigned long)page);
+	return genlmsg_reply(msg, info);
+
+out_page:
+	free_page((unsigned long)page);
+out_msg:
+	nlmsg_free(msg);
+	return err;
+}
+
+/* cb->args[0]: the id of the next mount to dump. */
+static int twinfs_genl_status_dumpit(struct sk_buff *skb,
+				     struct netlink_callback *cb)
+{
+	struct twinfs_genl_mount *m;
+	char *page;
+	int err = 0;
+
+	page = (char *)__get_free_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	mutex_lock(&twinfs_genl_mounts_lock);
+	list_for_each_entry(m, &twinfs_genl_mounts, list) {
+		if (m->id < cb->args[0])
+			continue;
+		err = twinfs_genl_fill_status(skb, NETLINK_CB(cb->skb).portid,
+					      cb->nlh->nlmsg_seq, NLM_F_MULTI,
+					      m->sb, page);
+		if (err)
+			break;
+		cb->args[0] = m->id + 1;
+	}
+	mutex_unlock(&twinfs_genl_mounts_lock);
+	free_page((unsigned long)page);
+	/* A full skb ends this part; the next call goes on after it. */
+	if (err == -EMSGSIZE && skb->len)
+		return skb->len;
+	return err ?: skb->len;
+}
+
+/* A path for the target's "start <port> <device> <keyfile>" command: one
+ * word, absolute. */
+static bool twinfs_genl_path_ok(const char *s)
+{
+	if (s[0] != '/')
+		return false;
+	for (; *s; s++)
+		if (isspace(*s) || !isprint(*s))
+			return false;
+	return true;
+}
+
+static int twinfs_genl_target_start(struct sk_buff *skb,
+				    struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	const char *dev, *key;
+	char *cmd;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, TWINFS_A_PORT)) {
+		GENL_SET_ERR_MSG(info, "TARGET_START needs PORT");
+		return -EINVAL;
+	}
+	if (GENL_REQ_ATTR_CHECK(info, TWINFS_A_TARGET_DEVICE)) {
+		GENL_SET_ERR_MSG(info, "TARGET_START needs TARGET_DEVICE");
+		return -EINVAL;
+	}
+	if (GENL_REQ_ATTR_CHECK(info, TWINFS_A_KEY_FILE)) {
+		GENL_SET_ERR_MSG(info, "TARGET_START needs KEY_FILE");
+		return -EINVAL;
+	}
+	dev = nla_data(a[TWINFS_A_TARGET_DEVICE]);
+	key = nla_data(a[TWINFS_A_KEY_FILE]);
+	if (!twinfs_genl_path_ok(dev)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[TWINFS_A_TARGET_DEVICE],
+				    "TARGET_DEVICE must be an absolute path without white space");
+		return -EINVAL;
+	}
+	if (!twinfs_genl_path_ok(key)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[TWINFS_A_KEY_FILE],
+				    "KEY_FILE must be an absolute path without white space");
+		return -EINVAL;
+	}
+	if (a[TWINFS_A_TRANSPORT] && nla_strcmp(a[TWINFS_A_TRANSPORT], "tcp")) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[TWINFS_A_TRANSPORT],
+				    "the mirror target speaks only the tcp transport");
+		return -EOPNOTSUPP;
+	}
+	cmd = kasprintf(GFP_KERNEL, "start %u %s %s",
+			nla_get_u16(a[TWINFS_A_PORT]), dev, key);
+	if (!cmd)
+		return -ENOMEM;
+	err = twinfs_target_command(cmd);
+	kfree(cmd);
+	if (err == -EBUSY)
+		GENL_SET_ERR_MSG(info, "the mirror target runs already; stop it first");
+	else if (err)
+		GENL_SET_ERR_MSG(info, "the mirror target did not start (the kernel log says why)");
+	return err;
+}
+
+static int twinfs_genl_target_stop(struct sk_buff *skb, struct genl_info *info)
+{
+	return twinfs_target_command("stop");
+}
+
+static int twinfs_genl_target_status(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	struct twinfs_genl_target_info ti;
+	struct sk_buff *msg;
+	char *page;
+	void *hdr;
+	int err;
+
+	page = (char *)__get_free_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	err = twinfs_genl_target_info(page, &ti);
+	free_page((unsigned long)page);
+	if (err) {
+		GENL_SET_ERR_MSG(info, "cannot read the mirror target's state");
+		return err;
+	}
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &twinfs_genl_family, 0,
+				TWINFS_CMD_TARGET_STATUS);
+	if (!hdr)
+		goto too_big;
+	if (nla_put_string(msg, TWINFS_A_TARGET_STATE,
+			   ti.listening ? "listening" : "stopped"))
+		goto too_big;
+	if (ti.listening &&
+	    (nla_put_u16(msg, TWINFS_A_PORT, ti.port) ||
+	     nla_put_string(msg, TWINFS_A_TARGET_DEVICE, ti.device) ||
+	     nla_put_string(msg, TWINFS_A_TRANSPORT, "tcp") ||
+	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_SIZE, ti.size,
+			       TWINFS_A_PAD) ||
+	     (ti.serving && nla_put_flag(msg, TWINFS_A_TARGET_SERVING)) ||
+	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_WRITES, ti.writes,
+			       TWINFS_A_PAD) ||
+	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_CONNECTIONS, ti.conns,
+			       TWINFS_A_PAD) ||
+	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_REFUSED, ti.refused,
+			       TWINFS_A_PAD)))
+		goto too_big;
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+
+too_big:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+static int twinfs_genl_set_node(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, TWINFS_A_NODE_ID)) {
+		GENL_SET_ERR_MSG(info, "SET_NODE needs NODE_ID");
+		return -EINVAL;
+	}
+	atomic64_set(&twinfs_genl_node,
+		     nla_get_u32(info->attrs[TWINFS_A_NODE_ID]));
+	return 0;
+}
+
+static const struct genl_ops twinfs_genl_ops[] = {
+	{
+		.cmd = TWINFS_CMD_STATUS,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_status_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_status_doit,
+		.dumpit = twinfs_genl_status_dumpit,
+	},
+	{
+		.cmd = TWINFS_CMD_TARGET_START,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_target_start_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_target_start,
+	},
+	{
+		.cmd = TWINFS_CMD_TARGET_STOP,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_empty_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_target_stop,
+	},
+	{
+		.cmd = TWINFS_CMD_TARGET_STATUS,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_empty_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_target_status,
+	},
+	{
+		.cmd = TWINFS_CMD_SET_NODE,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_set_node_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_set_node,
+	},
+};
+
+static struct genl_family twinfs_genl_family __ro_after_init = {
+	.name = TWINFS_GENL_NAME,
+	.version = TWINFS_GENL_VERSION,
+	.maxattr = TWINFS_A_MAX,
+	.module = THIS_MODULE,
+	.ops = twinfs_genl_ops,
+	.n_ops = ARRAY_SIZE(twinfs_genl_ops),
+	.mcgrps = twinfs_genl_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(twinfs_genl_mcgrps),
+	.resv_start_op = TWINFS_CMD_UNSPEC,
+};
+
+/* ---- events ---- */
+
+/* A message for an event about sb (may be NULL), or NULL when nobody
+ * listens or there is no memory (an event is not worth failing for). */
+static struct sk_buff *twinfs_genl_event_new(u8 cmd, struct super_block *sb,
+					     gfp_t gfp, void **hdr)
+{
+	struct sk_buff *skb;
+
+	if (!READ_ONCE(twinfs_genl_registered) ||
+	    !genl_has_listeners(&twinfs_genl_family, &init_net,
+				TWINFS_GENL_GRP_EVENTS))
+		return NULL;
+	skb = genlmsg_new(NLMSG_GOODSIZE, gfp);
+	if (!skb)
+		return NULL;
+	*hdr = genlmsg_put(skb, 0, 0, &twinfs_genl_family, 0, cmd);
+	if (!*hdr || (sb && twinfs_genl_put_id(skb, sb))) {
+		nlmsg_free(skb);
+		return NULL;
+	}
+	return skb;
+}
+
+static void twinfs_genl_event_send(struct sk_buff *skb, void *hdr, gfp_t gfp)
+{
+	genlmsg_end(skb, hdr);
+	/* -ESRCH: the last listener left meanwhile. */
+	genlmsg_multicast(&twinfs_genl_family, skb, 0, TWINFS_GENL_GRP_EVENTS,
+			  gfp);
+}
+
+void twinfs_genl_notify_unmounted(struct super_block *sb)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_UNMOUNTED, sb, GFP_NOFS,
+				    &hdr);
+	if (skb)
+		twinfs_genl_event_send(skb, hdr, GFP_NOFS);
+}
+
+void twinfs_genl_notify_cp_done(struct super_block *sb, u64 cp_seq)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_CP_DONE, sb, GFP_NOFS,
+				    &hdr);
+	if (!skb)
+		return;
+	if (nla_put_u64_64bit(skb, TWINFS_A_CP_SEQ, cp_seq, TWINFS_A_PAD)) {
+		nlmsg_free(skb);
+		return;
+	}
+	twinfs_genl_event_send(skb, hdr, GFP_NOFS);
+}
+
+void twinfs_genl_notify_mirror_state(struct super_block *sb,
+				     const char *state, const char *transport)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_MIRROR_STATE, sb,
+				    GFP_NOFS, &hdr);
+	if (!skb)
+		return;
+	if (nla_put_string(skb, TWINFS_A_MIRROR_STATE, state) ||
+	    (transport && nla_put_string(skb, TWINFS_A_TRANSPORT, transport))) {
+		nlmsg_free(skb);
+		return;
+	}
+	twinfs_genl_event_send(skb, hdr, GFP_NOFS);
+}
+
+void twinfs_genl_notify_error(struct super_block *sb, int err,
+			      const char *msg)
+{
+	char text[TWINFS_GENL_MESSAGE_MAX + 1];
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_ERROR, sb, GFP_ATOMIC,
+				    &hdr);
+	if (!skb)
+		return;
+	if (!__ratelimit(&twinfs_genl_error_rs)) {
+		nlmsg_free(skb);
+		return;
+	}
+	strscpy(text, msg, sizeof(text));
+	if (nla_put_s32(skb, TWINFS_A_ERRNO, err) ||
+	    nla_put_string(skb, TWINFS_A_MESSAGE, text)) {
+		nlmsg_free(skb);
+		return;
+	}
+	twinfs_genl_event_send(skb, hdr, GFP_ATOMIC);
+}
+
+void twinfs_genl_mounted(struct super_block *sb)
+{
+	struct twinfs_genl_mount *m;
+	struct sk_buff *skb;
+	void *hdr;
+
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (m) {
+		m->sb = sb;
+		mutex_lock(&twinfs_genl_mounts_lock);
+		m->id = twinfs_genl_next_id++;
+		list_add_tail(&m->list, &twinfs_genl_mounts);
+		mutex_unlock(&twinfs_genl_mounts_lock);
+	} else {
+		twinfs_warn(sb, "out of memory: genetlink STATUS will not list this mount");
+	}
+
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_MOUNTED, sb, GFP_KERNEL,
+				    &hdr);
+	if (!skb)
+		return;
+	if (nla_put_u32(skb, TWINFS_A_MOUNT_NODE, TWINFS_SB(sb)->opts.node) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CP_SEQ, twinfs_cp_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_RECORDS_REPLAYED,
+			      TWINFS_SB(sb)->records_replayed, TWINFS_A_PAD)) {
+		nlmsg_free(skb);
+		return;
+	}
+	twinfs_genl_event_send(skb, hdr, GFP_KERNEL);
+}
+
+void twinfs_genl_unmounting(struct super_block *sb)
+{
+	struct twinfs_genl_mount *m, *next;
+
+	mutex_lock(&twinfs_genl_mounts_lock);
+	list_for_each_entry_safe(m, next, &twinfs_genl_mounts, list) {
+		if (m->sb == sb) {
+			list_del(&m->list);
+			kfree(m);
+			break;
+		}
+	}
+	mutex_unlock(&twinfs_genl_mounts_lock);
+}
+
+bool twinfs_genl_node_id(u32 *node)
+{
+	s64 n = atomic64_read(&twinfs_genl_node);
+
+	if (n < 0)
+		return false;
+	*node = n;
+	return true;
+}
+
+int twinfs_genl_init(void)
+{
+	int err;
+
+	err = genl_register_family(&twinfs_genl_family);
+	if (err) {
+		pr_err("twinfs: cannot register the genetlink family: %d\n",
+		       err);
+		return err;
+	}
+	WRITE_ONCE(twinfs_genl_registered, true);
+	return 0;
+}
+
+/* No mount is left (the module is going): only commands and listeners.
+ * genl_unregister_family() waits for running commands and dumps and drops
+ * every listener's membership of "events". */
+void twinfs_genl_exit(void)
+{
+	WRITE_ONCE(twinfs_genl_registered, false);
+	genl_unregister_family(&twinfs_genl_family);
+	WARN_ON_ONCE(!list_empty(&twinfs_genl_mounts));
+}
