@@ -24,6 +24,8 @@
 #   BENCH_THREADS     ("1 8")
 #   BENCH_FILE_MB     write_fsync's file (16 MiB: written through every
 #                     mirror at set-up)
+#   BENCH_MIRROR_DISK_SIZE  the virtio disks (4G, as bench.sh: with 1G,
+#                     twinfs-local runs out of inodes in the second round)
 #   BENCH_RXE         Soft-RoCE on both guests (default 1: the RDMA round
 #                     trip is measured, and the RDMA configuration runs
 #                     once twinfs.ko has mirror_transport=)

@@ -246,7 +246,7 @@ bm_prepare() {	# CONFIG: format, mount, note; 1 if not available
 			sleep 0.2
 		done
 		[[ "$(drbd_state)" == cs:Connected* ]] ||
-			{ unavailable "$c" "DRBD did not connect in 120 s: $(cat /proc/drbd | tr '\n' ' ')"; return 1; }
+			{ unavailable "$c" "DRBD did not connect in 120 s: $(tr '\n' ' ' < /proc/drbd)"; return 1; }
 		drbdadm new-current-uuid --clear-bitmap r0 > /tmp/drbd.log 2>&1 ||
 			drbdadm -- --clear-bitmap new-current-uuid r0 >> /tmp/drbd.log 2>&1 ||
 			die "drbdadm new-current-uuid: $(tail -2 /tmp/drbd.log | tr '\n' ' ')"
@@ -281,7 +281,7 @@ bm_prepare() {	# CONFIG: format, mount, note; 1 if not available
 # measure CONFIG WORKLOAD THREADS ROUND: one fsbench line, with the
 # mirror's writes (twinfs-mirror) over the measurement.
 measure() {
-	local c=$1 w=$2 t=$3 r=$4 dir base w0= w1 line
+	local c=$1 w=$2 t=$3 r=$4 dir base w0='' w1 line
 	case ${BM_KIND[$c]} in
 	twinfs-mirror)
 		mount_mirror "$c" || die "$c: the mirror is gone: $(tail -1 /out/unavailable.txt)"
