@@ -7,7 +7,7 @@
 #   make unit       Catch2 unit tests only
 #   make vmtest     VM suite only
 #   make demo       the main job: a guest formats, mounts, runs a workload
-#   make bench      benchmarks (results in Documentation/benchmarks.md)
+#   make bench      benchmarks, local and mirrored (Documentation/benchmarks.md)
 #   make fuzz       the change-record decoder fuzzer, bounded (FUZZ_SECS)
 #   make install    module under /lib/modules/$(KVER)/extra, tools in /usr/sbin
 #   make fuzz       fuzz the change-record decoder (tests/fuzz/run.sh)
@@ -70,8 +70,13 @@ vmtest: all
 demo:
 	@bash scripts/demo.sh
 
+# Both benchmarks: the local one (tests/vm/bench.sh) and the mirroring one
+# (tests/vm/bench-mirror.sh, two guests); BENCH_SUITE=local|mirror for one.
 bench:
-	@bash tests/vm/bench.sh
+	@rc=0; \
+	case "$${BENCH_SUITE:-all}" in all|local) bash tests/vm/bench.sh || rc=1;; esac; \
+	case "$${BENCH_SUITE:-all}" in all|mirror) bash tests/vm/bench-mirror.sh || rc=1;; esac; \
+	exit $$rc
 
 # libFuzzer (clang) on the change-record decoder; FUZZ_SECS=60 by default.
 fuzz:

@@ -10,6 +10,7 @@ pkgs=(
 	catch2 libnl-genl-3-dev libsystemd-dev
 	clang libclang-rt-14-dev
 	python3 gnuplot-nox
+	drbd-utils perftest ibverbs-providers
 )
 
 missing=()
