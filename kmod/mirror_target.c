@@ -6,8 +6,13 @@
  * FUA and then ACKed.  Started and stopped through
  * /sys/fs/twinfs/mirror_target (root only):
  *
- *   start <port> <device> <keyfile>
+ *   start <port> <device> <keyfile> [rdma|tcp]
  *   stop
+ *
+ * With rdma (the default) the target also listens for rdma_cm on port + 1
+ * and offers RDMA to an owner that asks for it (mirror_rdma.c); the TCP
+ * connection of that owner then stays up beside the RDMA one, and its end
+ * ends both.
  *
  * Takeover: stop the target (it holds the device exclusively), then mount
  * the owner's file system with nvram=<device>,node=<owner's node>: the
@@ -41,6 +46,8 @@ struct twinfs_target {
 	u64 writes, conns, refused;
 	struct sockaddr_in peer;
 	u32 owner_node;
+	bool rdma;			/* offering RDMA: listening on rdma_port */
+	u16 rdma_port;
 };
 
 static DEFINE_MUTEX(twinfs_target_lock);	/* twinfs_target */
@@ -56,6 +63,9 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	struct twinfs_mirror_frame f;
 	u8 chal[TWINFS_MIRROR_NONCE + TWINFS_MIRROR_MAC];
 	u8 mac[TWINFS_MIRROR_MAC];
+	struct twinfs_mirror_rdma_offer offer;
+	struct twinfs_rdma_session rs;
+	bool ask;
 	int err;
 
 	err = twinfs_mirror_recv(s, &f, &hello, sizeof(hello));
@@ -63,8 +73,10 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_HELLO ||
 	    le32_to_cpu(f.f_len) != sizeof(hello) ||
-	    le32_to_cpu(hello.h_version) != TWINFS_MIRROR_VERSION)
+	    le32_to_cpu(hello.h_version) != TWINFS_MIRROR_VERSION ||
+	    (le16_to_cpu(f.f_flags) & ~TWINFS_MIRROR_F_RDMA))
 		return -EBADMSG;
+	ask = le16_to_cpu(f.f_flags) & TWINFS_MIRROR_F_RDMA;
 	if (le64_to_cpu(hello.h_region_size) > t->size) {
 		tgt_err("owner's change memory (%llu bytes) does not fit %s (%llu bytes)",
 			le64_to_cpu(hello.h_region_size), t->device, t->size);
@@ -79,7 +91,7 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	if (err)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_AUTH ||
-	    le32_to_cpu(f.f_len) != sizeof(mac))
+	    le32_to_cpu(f.f_len) != sizeof(mac) || f.f_flags)
 		return -EBADMSG;
 	err = twinfs_mirror_mac(&t->key, "twinfs-c", chal, hello.h_nonce,
 				chal + TWINFS_MIRROR_NONCE);
@@ -88,7 +100,29 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	if (crypto_memneq(mac, chal + TWINFS_MIRROR_NONCE, sizeof(mac)))
 		return -EKEYREJECTED;
 	t->owner_node = le32_to_cpu(hello.h_node_id);
-	return twinfs_mirror_send(s, TWINFS_MIRROR_READY, 0, 0, NULL, 0);
+	if (!ask || !t->rdma)
+		return twinfs_mirror_send(s, TWINFS_MIRROR_READY, 0, 0, NULL, 0);
+	/* Before READY: the owner connects as soon as it has the offer. */
+	memset(&rs, 0, sizeof(rs));
+	err = twinfs_mirror_mac(&t->key, "twinfs-r", hello.h_nonce, chal,
+				rs.token);
+	if (err)
+		return err;
+	rs.peer = t->peer;
+	rs.port = t->rdma_port;
+	rs.size = le64_to_cpu(hello.h_region_size);
+	rs.bdev = t->bdev;
+	rs.device = t->device;
+	rs.sock = s;
+	rs.writes = &t->writes;
+	twinfs_rdma_target_begin(&rs);
+	memzero_explicit(rs.token, sizeof(rs.token));
+	offer.o_port = cpu_to_le16(t->rdma_port);
+	offer.o_recv_depth = 0;
+	offer.o_flags = 0;
+	return twinfs_mirror_send_flags(s, TWINFS_MIRROR_READY,
+					TWINFS_MIRROR_F_RDMA, 0, 0, &offer,
+					sizeof(offer));
 }
 
 /* Serves one owner until its connection ends. */
@@ -165,6 +199,8 @@ static int twinfs_target_thread(void *arg)
 			tgt_info("node %u at %pISpc went away", t->owner_node,
 				 &t->peer);
 		}
+		/* Its RDMA connection, if any, ends with it. */
+		twinfs_rdma_target_end();
 		mutex_lock(&twinfs_target_lock);
 		t->conn = NULL;
 		mutex_unlock(&twinfs_target_lock);
@@ -184,7 +220,8 @@ static void twinfs_target_free(struct twinfs_target *t)
 	kfree(t);
 }
 
-static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
+static int twinfs_target_start(u16 port, const char *dev, const char *keyfile,
+			       bool rdma)
 {
 	struct sockaddr_in sin = {
 		.sin_family = AF_INET,
@@ -232,16 +269,30 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
 		       port, err);
 		goto fail;
 	}
+	if (rdma) {
+		t->rdma_port = port + TWINFS_MIRROR_RDMA_PORT_DELTA;
+		err = t->rdma_port ? twinfs_rdma_listen(t->rdma_port) : -EINVAL;
+		if (err)
+			pr_warn("twinfs: mirror target: no rdma listener on port %u (%d); offering tcp only\n",
+				t->rdma_port, err);
+		t->rdma = !err;
+	}
 	t->thread = kthread_run(twinfs_target_thread, t, "twinfs-target");
 	if (IS_ERR(t->thread)) {
 		err = PTR_ERR(t->thread);
 		goto fail;
 	}
 	twinfs_target = t;
-	tgt_info("listening on port %u, copies into %s (%llu bytes)", port,
-		 dev, t->size);
+	if (t->rdma)
+		tgt_info("listening on port %u (rdma on %u), copies into %s (%llu bytes)",
+			 port, t->rdma_port, dev, t->size);
+	else
+		tgt_info("listening on port %u, copies into %s (%llu bytes)",
+			 port, dev, t->size);
 	return 0;
 fail:
+	if (t->rdma)
+		twinfs_rdma_unlisten();
 	twinfs_target_free(t);
 	return err;
 }
@@ -257,6 +308,8 @@ static void twinfs_target_stop(void)
 		kernel_sock_shutdown(t->conn, SHUT_RDWR);
 	twinfs_target = NULL;
 	mutex_unlock(&twinfs_target_lock);
+	if (t->rdma)
+		twinfs_rdma_unlisten();
 	kthread_stop(t->thread);
 	mutex_lock(&twinfs_target_lock);
 	tgt_info("stopped; %s is free", t->device);
@@ -265,14 +318,15 @@ static void twinfs_target_stop(void)
 
 int twinfs_target_command(const char *cmd)
 {
-	char dev[64], key[128];
+	char dev[64], key[128], tr[8] = "rdma";
 	unsigned int port;
-	int err = 0;
+	int err = 0, n;
 
 	mutex_lock(&twinfs_target_lock);
-	if (sscanf(cmd, "start %u %63s %127s", &port, dev, key) == 3 &&
-	    port && port < 65536)
-		err = twinfs_target_start(port, dev, key);
+	n = sscanf(cmd, "start %u %63s %127s %7s", &port, dev, key, tr);
+	if (n >= 3 && port && port < 65536 &&
+	    (!strcmp(tr, "rdma") || !strcmp(tr, "tcp")))
+		err = twinfs_target_start(port, dev, key, !strcmp(tr, "rdma"));
 	else if (sysfs_streq(cmd, "stop"))
 		twinfs_target_stop();
 	else
@@ -291,10 +345,11 @@ ssize_t twinfs_target_show(char *buf)
 	if (!t)
 		n = sysfs_emit(buf, "stopped\n");
 	else
-		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s writes=%llu connections=%llu refused=%llu\n",
+		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s writes=%llu connections=%llu refused=%llu rdma=%s transport=%s\n",
 			       t->port, t->device, t->size,
 			       t->conn ? "yes" : "no", t->writes, t->conns,
-			       t->refused);
+			       t->refused, t->rdma ? "yes" : "no",
+			       twinfs_rdma_target_transport() ?: "none");
 	mutex_unlock(&twinfs_target_lock);
 	return n;
 }
