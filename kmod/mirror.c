@@ -328,10 +328,19 @@ static void twinfs_mirror_rdma_up(struct twinfs_mirror *m, const char **last)
 	mutex_unlock(&m->send_lock);
 }
 
-/* Sends one WRITE; the caller waits with twinfs_mirror_wait_req(). */
+/*
+ * Sends one frame of @type that the partner ACKs; the caller waits with
+ * twinfs_mirror_wait_req().  With @bounce, the @len bytes at @data are
+ * copied there under send_lock and sent from the copy (over TCP;
+ * RDMA reads them from the image after the post, which orders the same
+ * way, see Documentation/rdma-transport.md, "Ordering"): a range the caller
+ * does not hold still (a resync chunk) is then either copied after a lane
+ * writer changed it or sent before that writer's own WRITE, so the partner
+ * never ends with older bytes than an ACKed WRITE gave it.
+ */
 static int twinfs_mirror_submit(struct twinfs_mirror *m,
-				struct twinfs_mirror_req *r, const u8 *data,
-				u64 off, u32 len)
+				struct twinfs_mirror_req *r, u16 type,
+				const u8 *data, u64 off, u32 len, u8 *bounce)
 {
 	int err = -ENOTCONN;
 
@@ -342,8 +351,11 @@ static int twinfs_mirror_submit(struct twinfs_mirror *m,
 		r->id = ++m->next_id;
 		list_add_tail(&r->list, &m->pending);
 		spin_unlock(&m->lock);
-		err = m->xport->send(m, TWINFS_MIRROR_WRITE, r->id, off, data,
-				     len);
+		if (bounce && len && !m->rdma) {
+			memcpy(bounce, data, len);
+			data = bounce;
+		}
+		err = m->xport->send(m, type, r->id, off, data, len);
 		if (err) {
 			kernel_sock_shutdown(m->sock, SHUT_RDWR);
 			if (m->rdma)
@@ -378,35 +390,48 @@ static int twinfs_mirror_wait_req(struct twinfs_mirror *m,
 	return st;
 }
 
+/* Sends one frame the partner ACKs and waits for the ACK. */
+static int twinfs_mirror_call(struct twinfs_mirror *m, u16 type,
+			      const u8 *data, u64 off, u32 len, u8 *bounce)
+{
+	struct twinfs_mirror_req r;
+	int err;
+
+	err = twinfs_mirror_submit(m, &r, type, data, off, len, bounce);
+	return err ?: twinfs_mirror_wait_req(m, &r);
+}
+
 /*
- * Copies the whole region to the partner, ACK by ACK.  Lanes change the
- * image meanwhile, so each chunk is sent from a copy (its checksum must
- * match what goes out); a range torn by a writer is sent again, whole, by
- * that writer's own WRITE, which comes later on the same connection.
+ * Copies the whole region to the partner, ACK by ACK, between SYNC_BEGIN
+ * (the partner marks its copy partial) and SYNC_DONE (complete again).
+ * Lanes change the image meanwhile; twinfs_mirror_submit() says why a
+ * chunk copied under send_lock is still right.
  */
 static int twinfs_mirror_resync(struct twinfs_mirror *m)
 {
 	struct twinfs_cm_header_info info;
-	struct twinfs_mirror_req r;
-	u8 *copy;
+	u8 *bounce;
 	u64 off;
-	int err = 0;
+	int err;
 
-	copy = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
-	if (!copy)
+	bounce = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
+	if (!bounce)
 		return -ENOMEM;
 	twinfs_cm_info(m->sb, &info);
+	err = twinfs_mirror_call(m, TWINFS_MIRROR_SYNC_BEGIN, NULL,
+				 TWINFS_CM_HDR_AREA, 0, NULL);
 	for (off = 0; off < info.size && !err; off += TWINFS_MIRROR_PAYLOAD_MAX) {
 		u32 len = min_t(u64, info.size - off, TWINFS_MIRROR_PAYLOAD_MAX);
 
-		memcpy(copy, info.region + off, len);
-		err = twinfs_mirror_submit(m, &r, copy, off, len);
-		if (!err)
-			err = twinfs_mirror_wait_req(m, &r);
-		if (kthread_should_stop())
+		err = twinfs_mirror_call(m, TWINFS_MIRROR_WRITE,
+					 info.region + off, off, len, bounce);
+		if (!err && READ_ONCE(m->stopping))
 			err = -EINTR;
 	}
-	vfree(copy);
+	if (!err)
+		err = twinfs_mirror_call(m, TWINFS_MIRROR_SYNC_DONE, NULL, 0, 0,
+					 NULL);
+	vfree(bounce);
 	return err;
 }
 
@@ -599,7 +624,8 @@ void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
 	    WARN_ON_ONCE(len > TWINFS_MIRROR_PAYLOAD_MAX))
 		return;
 	/* The caller holds the lock that keeps these bytes still. */
-	r->sent = !twinfs_mirror_submit(m, r, region + off, off, len);
+	r->sent = !twinfs_mirror_submit(m, r, TWINFS_MIRROR_WRITE,
+					region + off, off, len, NULL);
 }
 
 void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)

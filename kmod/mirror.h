@@ -66,7 +66,6 @@ ssize_t twinfs_mirror_show(struct super_block *sb, char *buf);
 
 /* mirror_rdma.c: the RDMA transport (Documentation/rdma-transport.md) */
 struct twinfs_rdma;
-struct block_device;
 
 struct twinfs_rdma_ops {
 	/* An ACK arrived for the frame id (the CQ's workqueue). */
@@ -104,10 +103,11 @@ struct twinfs_rdma_session {
 	struct sockaddr_in peer;	/* the owner's address */
 	u16 port;			/* the rdma_cm port */
 	u64 size;			/* the owner's region */
-	struct block_device *bdev;	/* the copy */
-	const char *device;
 	struct socket *sock;		/* shut down when RDMA fails */
-	u64 *writes;			/* the target's counter */
+	/* Checks and applies a frame (a WRITE's bytes at data), as for one
+	 * that came over TCP; 0: the transport ACKs it. */
+	int (*frame)(void *ctx, u16 type, u64 off, u32 len, const u8 *data);
+	void *ctx;
 };
 
 int twinfs_rdma_listen(u16 rdma_port);

@@ -959,8 +959,9 @@ static int twinfs_rdma_srv_ack(struct twinfs_rdma_srv *srv,
 
 /*
  * A frame from the owner (the CQ's work item, one at a time, in the queue
- * pair's order): a WRITE's bytes are in the image already; make them
- * durable on the NVRAM device, repost the receive, then ACK.
+ * pair's order): a WRITE's bytes are in the image already.  The target
+ * makes them durable on its NVRAM device (or handles the SYNC frame), then
+ * the receive is reposted and the frame ACKed.
  */
 static void twinfs_rdma_srv_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 {
@@ -968,7 +969,9 @@ static void twinfs_rdma_srv_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 					struct twinfs_rdma_rx, cqe);
 	struct twinfs_rdma_srv *srv = rx->ctx;
 	const struct twinfs_mirror_frame *f;
+	const u8 *data = NULL;
 	u64 off, id;
+	u16 type;
 	u32 len;
 	int err;
 
@@ -981,27 +984,28 @@ static void twinfs_rdma_srv_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 		twinfs_rdma_srv_fail(srv, "malformed frame");
 		return;
 	}
+	type = le16_to_cpu(f->f_type);
 	off = le64_to_cpu(f->f_off);
 	len = le32_to_cpu(f->f_len);
 	id = le64_to_cpu(f->f_id);
-	if (le16_to_cpu(f->f_type) != TWINFS_MIRROR_WRITE ||
-	    !len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
-	    off > srv->s.size || len > srv->s.size - off) {
-		tgt_err("bad request (type %u, %u bytes at %llu) from %pISpc over rdma; dropping it",
-			le16_to_cpu(f->f_type), len, off, &srv->s.peer);
+	if (type == TWINFS_MIRROR_WRITE) {
+		if (off > srv->s.size || len > srv->s.size - off) {
+			tgt_err("bad request (type %u, %u bytes at %llu) from %pISpc over rdma; dropping it",
+				type, len, off, &srv->s.peer);
+			twinfs_rdma_srv_fail(srv, NULL);
+			return;
+		}
+		/* rxe and every x86 device are cache coherent: the image
+		 * holds what the WRITEs placed (pieces mapped both ways). */
+		data = srv->image + off;
+	} else if (len || f->f_flags) {
+		twinfs_rdma_srv_fail(srv, "payload in a control frame");
+		return;
+	}
+	if (srv->s.frame(srv->s.ctx, type, off, len, data)) {
 		twinfs_rdma_srv_fail(srv, NULL);
 		return;
 	}
-	/* rxe and every x86 device are cache coherent: the image holds the
-	 * bytes the WRITEs placed (the pieces are mapped bidirectional). */
-	err = twinfs_vmem_io(srv->s.bdev, REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
-			     off, srv->image + off, len);
-	if (err) {
-		tgt_err("cannot write %s: %d", srv->s.device, err);
-		twinfs_rdma_srv_fail(srv, NULL);
-		return;
-	}
-	(*srv->s.writes)++;
 	/* Repost before the ACK: the ACK returns the credit. */
 	spin_lock(&srv->lock);
 	err = srv->dead ? -ENOTCONN :

@@ -17,7 +17,10 @@
  * Takeover: stop the target (it holds the device exclusively), then mount
  * the owner's file system with nvram=<device>,node=<owner's node>: the
  * mount replays, from this copy, the records after the last consistency
- * point.  One owner is served at a time; a peer that fails the handshake,
+ * point.  While the owner resynchronises the copy (SYNC_BEGIN .. SYNC_DONE)
+ * the copy's header area says "partial", so a takeover cannot mount a copy
+ * that is half old, half new.  One owner is served at a time; a peer that
+ * fails the handshake,
  * or sends a malformed frame, is logged and dropped, and the target goes
  * on listening.
  */
@@ -43,7 +46,11 @@ struct twinfs_target {
 	u16 port;
 	u64 size;
 	u8 *buf;			/* one payload */
-	u64 writes, conns, refused;
+	u8 *hdr;			/* the header area during a resync */
+	bool syncing;			/* the copy is partial: SYNC_BEGIN seen,
+					 * SYNC_DONE not yet */
+	bool hdr_seen;			/* a WRITE filled t->hdr */
+	u64 writes, conns, refused, resyncs;
 	struct sockaddr_in peer;
 	u32 owner_node;
 	bool rdma;			/* offering RDMA: listening on rdma_port */
@@ -56,6 +63,9 @@ static struct twinfs_target *twinfs_target;
 #define tgt_info(fmt, ...) pr_info("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
 #define tgt_err(fmt, ...) pr_err_ratelimited("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
 
+
+static int twinfs_target_frame(void *ctx, u16 type, u64 off, u32 len,
+			       const u8 *data);
 
 static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 {
@@ -111,10 +121,9 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	rs.peer = t->peer;
 	rs.port = t->rdma_port;
 	rs.size = le64_to_cpu(hello.h_region_size);
-	rs.bdev = t->bdev;
-	rs.device = t->device;
 	rs.sock = s;
-	rs.writes = &t->writes;
+	rs.frame = twinfs_target_frame;
+	rs.ctx = t;
 	twinfs_rdma_target_begin(&rs);
 	memzero_explicit(rs.token, sizeof(rs.token));
 	offer.o_port = cpu_to_le16(t->rdma_port);
@@ -125,12 +134,108 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 					sizeof(offer));
 }
 
-/* Serves one owner until its connection ends. */
+static int twinfs_target_write(struct twinfs_target *t, u64 off,
+			       const u8 *data, u32 len)
+{
+	int err = twinfs_vmem_io(t->bdev, REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
+				 off, (void *)data, len);
+
+	if (err)
+		tgt_err("cannot write %s: %d", t->device, err);
+	return err;
+}
+
+/* SYNC_BEGIN: the copy is partial on NVRAM before the first resync byte. */
+static int twinfs_target_sync_begin(struct twinfs_target *t)
+{
+	memset(t->hdr, 0, TWINFS_CM_HDR_AREA);
+	*(__le32 *)t->hdr = cpu_to_le32(TWINFS_CM_PARTIAL_MAGIC);
+	*(__le32 *)(t->hdr + TWINFS_CM_HDR_COPY) =
+		cpu_to_le32(TWINFS_CM_PARTIAL_MAGIC);
+	t->syncing = true;
+	t->hdr_seen = false;
+	return twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
+}
+
+/* A WRITE: during a resync the header area goes to t->hdr only. */
+static int twinfs_target_apply(struct twinfs_target *t, u64 off, u32 len,
+			       const u8 *data)
+{
+	u32 skip = 0;
+
+	if (t->syncing && off < TWINFS_CM_HDR_AREA) {
+		skip = min_t(u64, len, TWINFS_CM_HDR_AREA - off);
+		memcpy(t->hdr + off, data, skip);
+		if (!off && skip == TWINFS_CM_HDR_AREA)
+			t->hdr_seen = true;
+	}
+	if (skip == len)
+		return 0;
+	return twinfs_target_write(t, off + skip, data + skip, len - skip);
+}
+
+/* Checks a request frame: 0, or why it is refused. */
+static const char *twinfs_target_check(struct twinfs_target *t, u16 type,
+				       u64 off, u32 len)
+{
+	switch (type) {
+	case TWINFS_MIRROR_WRITE:
+		if (!len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
+		    off > t->size || len > t->size - off)
+			return "bad request";
+		return NULL;
+	case TWINFS_MIRROR_SYNC_BEGIN:
+		return len || off != TWINFS_CM_HDR_AREA ? "bad request" : NULL;
+	case TWINFS_MIRROR_SYNC_DONE:
+		return len || !t->syncing || !t->hdr_seen ?
+			"bad request" : NULL;
+	default:
+		return "bad request";
+	}
+}
+
+/*
+ * One frame from the owner, over either transport (data: the WRITE's
+ * bytes): checked, then applied; the caller ACKs it on 0.  Frames come one
+ * at a time: the target thread's TCP loop, or the RDMA connection's
+ * completion work, never both (see twinfs_target_serve()).
+ */
+static int twinfs_target_frame(void *ctx, u16 type, u64 off, u32 len,
+			       const u8 *data)
+{
+	struct twinfs_target *t = ctx;
+	const char *why;
+	int err;
+
+	why = twinfs_target_check(t, type, off, len);
+	if (why) {
+		tgt_err("%s (type %u, %u bytes at %llu) from %pISpc; dropping it",
+			why, type, len, off, &t->peer);
+		return -EBADMSG;
+	}
+	if (type == TWINFS_MIRROR_SYNC_BEGIN) {
+		err = twinfs_target_sync_begin(t);
+	} else if (type == TWINFS_MIRROR_SYNC_DONE) {
+		err = twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
+		if (!err) {
+			t->syncing = false;
+			t->resyncs++;
+			tgt_info("copy of node %u in %s is complete",
+				 t->owner_node, t->device);
+		}
+	} else {
+		err = twinfs_target_apply(t, off, len, data);
+		t->writes++;
+	}
+	return err;
+}
+
+/* Serves one owner until its connection ends.  Over RDMA nothing but the
+ * end of the connection comes here. */
 static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 {
 	struct twinfs_mirror_frame f;
-	u64 off;
-	u32 len;
+	const char *tr;
 	int err;
 
 	for (;;) {
@@ -142,22 +247,16 @@ static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 					&t->peer);
 			return;
 		}
-		off = le64_to_cpu(f.f_off);
-		len = le32_to_cpu(f.f_len);
-		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_WRITE ||
-		    !len || off % SECTOR_SIZE || len % SECTOR_SIZE ||
-		    off > t->size || len > t->size - off) {
-			tgt_err("bad request (type %u, %u bytes at %llu) from %pISpc; dropping it",
-				le16_to_cpu(f.f_type), len, off, &t->peer);
+		tr = twinfs_rdma_target_transport();
+		if (tr && !strcmp(tr, "rdma")) {
+			tgt_err("frame over tcp from %pISpc while its rdma connection is up; dropping it",
+				&t->peer);
 			return;
 		}
-		err = twinfs_vmem_io(t->bdev, REQ_OP_WRITE | REQ_SYNC |
-				     REQ_FUA, off, t->buf, len);
-		if (err) {
-			tgt_err("cannot write %s: %d", t->device, err);
+		if (twinfs_target_frame(t, le16_to_cpu(f.f_type),
+					le64_to_cpu(f.f_off),
+					le32_to_cpu(f.f_len), t->buf))
 			return;
-		}
-		t->writes++;
 		if (twinfs_mirror_send(s, TWINFS_MIRROR_ACK, le64_to_cpu(f.f_id),
 				       0, NULL, 0))
 			return;
@@ -216,6 +315,7 @@ static void twinfs_target_free(struct twinfs_target *t)
 	if (t->bdev)
 		blkdev_put(t->bdev, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
 	twinfs_mirror_key_put(&t->key);
+	vfree(t->hdr);
 	vfree(t->buf);
 	kfree(t);
 }
@@ -240,7 +340,8 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile,
 	t->port = port;
 	err = -ENOMEM;
 	t->buf = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
-	if (!t->buf)
+	t->hdr = vmalloc(TWINFS_CM_HDR_AREA);
+	if (!t->buf || !t->hdr)
 		goto fail;
 	err = twinfs_mirror_key_load(&t->key, keyfile);
 	if (err) {
@@ -257,6 +358,12 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile,
 		goto fail;
 	}
 	t->size = bdev_nr_bytes(t->bdev);
+	err = twinfs_vmem_io(t->bdev, REQ_OP_READ, 0, t->hdr,
+			     TWINFS_CM_HDR_AREA);
+	if (err)
+		goto fail;
+	/* A resync cut short by the owner's death left it partial. */
+	t->syncing = le32_to_cpu(*(__le32 *)t->hdr) == TWINFS_CM_PARTIAL_MAGIC;
 	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP,
 			       &t->listen);
 	if (err)
@@ -345,10 +452,12 @@ ssize_t twinfs_target_show(char *buf)
 	if (!t)
 		n = sysfs_emit(buf, "stopped\n");
 	else
-		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s writes=%llu connections=%llu refused=%llu rdma=%s transport=%s\n",
+		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s copy=%s writes=%llu resyncs=%llu connections=%llu refused=%llu rdma=%s transport=%s\n",
 			       t->port, t->device, t->size,
-			       t->conn ? "yes" : "no", t->writes, t->conns,
-			       t->refused, t->rdma ? "yes" : "no",
+			       t->conn ? "yes" : "no",
+			       t->syncing ? "partial" : "whole", t->writes,
+			       t->resyncs, t->conns, t->refused,
+			       t->rdma ? "yes" : "no",
 			       twinfs_rdma_target_transport() ?: "none");
 	mutex_unlock(&twinfs_target_lock);
 	return n;

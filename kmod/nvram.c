@@ -182,6 +182,12 @@ static int twinfs_cm_load_header(struct twinfs_cm *cm)
 	int copy;
 
 	copy = twinfs_cm_header_pick(cm->region, cm->size, &why);
+	if (copy < 0 && le32_to_cpu(*(__le32 *)cm->region) ==
+	    TWINFS_CM_PARTIAL_MAGIC) {
+		twinfs_err(sb, "change memory: %s is a mirror copy whose resync did not finish (the owner died during it); it may lack acknowledged changes: refusing it",
+			   cm->device);
+		return -EUCLEAN;
+	}
 	if (copy < 0) {
 		if (twinfs_cm_all_zero(cm->region, TWINFS_CM_HDR_AREA)) {
 			twinfs_info(sb, "change memory: %s is new; formatting it",

@@ -32,6 +32,12 @@
 
 #define TWINFS_CM_MAGIC		0x5457434du	/* "TWCM" */
 #define TWINFS_CM_VERSION	1u
+/*
+ * The first word of both header copies of a partner's mirror copy while a
+ * resync runs (the rest of the header area zero): the copy is incomplete
+ * and must not be mounted (include/twinfs/twinfs_mirror.h, SYNC_BEGIN).
+ */
+#define TWINFS_CM_PARTIAL_MAGIC	0x54574350u	/* "TWCP" */
 #define TWINFS_CM_HDR_AREA	4096u		/* header area: two copies */
 #define TWINFS_CM_HDR_COPY	2048u		/* bytes of one copy */
 #define TWINFS_CM_LANES_DEFAULT	16u

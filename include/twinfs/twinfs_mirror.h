@@ -22,6 +22,15 @@
  * WRITE, once the bytes are durable on the partner).  Anything else, a bad
  * checksum, a bad length or a failed HMAC closes the connection.
  *
+ * Resync: every connection starts with one.  SYNC_BEGIN (f_off: the bytes
+ * of the region's header area) makes the partner mark its copy partial on
+ * its NVRAM before it ACKs; from then until SYNC_DONE it keeps WRITEs to
+ * the header area in memory only, so the copy cannot be mounted while it
+ * holds a mix of old and new bytes.  The owner then sends the whole region
+ * as WRITEs (live WRITEs interleaved), then SYNC_DONE: the partner writes
+ * the header it kept, and the copy is complete, before it ACKs.  A copy
+ * left partial (the owner died mid-resync) is refused by a takeover mount.
+ *
  * RDMA (Documentation/rdma-transport.md): an owner that may use it sets
  * TWINFS_MIRROR_F_RDMA in HELLO's f_flags; a partner that offers it answers
  * READY with the same flag and a struct twinfs_mirror_rdma_offer as payload.
@@ -42,7 +51,7 @@
 #include "twinfs_format.h"
 
 #define TWINFS_MIRROR_MAGIC	0x544d5752u	/* "RWMT" on the wire */
-#define TWINFS_MIRROR_VERSION	1u
+#define TWINFS_MIRROR_VERSION	2u
 #define TWINFS_MIRROR_NONCE	32u
 #define TWINFS_MIRROR_MAC	32u		/* HMAC-SHA256 */
 #define TWINFS_MIRROR_PAYLOAD_MAX (256u << 10)
@@ -58,6 +67,8 @@ enum twinfs_mirror_type {
 	/* S -> C over RDMA: payload struct twinfs_mirror_rdma_mr[]; f_off is
 	 * the index of the first, f_id the number of regions in all. */
 	TWINFS_MIRROR_RDMA_KEYS = 7,
+	TWINFS_MIRROR_SYNC_BEGIN = 8,	/* f_off: header area bytes; ACKed */
+	TWINFS_MIRROR_SYNC_DONE = 9,	/* no payload; ACKed */
 };
 
 /* f_flags: HELLO, the owner can use RDMA; READY, the partner offers it. */

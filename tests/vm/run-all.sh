@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs the VM test scenarios, tests/vm/scenarios/*.sh, one after the other.
+# Runs the VM test scenarios, tests/vm/scenarios/*.sh.
 #   tests/vm/run-all.sh [FILTER]     only scenarios whose name contains FILTER
+# Scenarios of one guest at a time run VM_PARALLEL (2) at once, the most
+# expensive first (a "# vm-cost: SECONDS" line in the scenario, default 60);
+# scenarios marked "# vm-guests: 2" (two guests at once, timing matters)
+# then run alone, one after the other.
 # Prints "PASS <name> (<secs>s)" or "FAIL <name>: <reason>" per scenario,
 # keeps each one's logs in build/vm/logs/<name>/ (scenario.log: its output;
 # one sub-directory per guest boot), writes build/vm/results.txt
 # ("passed=N" and "failed=M") and exits non-zero if any failed.
-# VM_VERBOSE=1 also shows each scenario's output as it runs.
+# VM_VERBOSE=1 also shows each scenario's output as it runs (and runs one
+# scenario at a time).
 # VM_SCENARIO_TIMEOUT (default 1800 s) bounds a whole scenario on top of the
 # per-guest timeouts.
 # TWINFS_SOAK=1: the soak versions (60-crash: 500 kills instead of 25) and a
@@ -23,12 +28,15 @@ if [ "${TWINFS_SOAK:-0}" = 1 ]; then
 else
 	export VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-1800}
 fi
+parallel=${VM_PARALLEL:-2}
+[ "${VM_VERBOSE:-0}" != 1 ] || parallel=1
+verdicts=$vmdir/verdicts
 
-mkdir -p "$vmdir/logs" "$vmdir/tmp"
-for sc in "$here"/scenarios/*.sh; do
-	[ -e "$sc" ] || continue
+# run_scenario FILE: runs one scenario, prints its PASS/FAIL line and
+# writes "pass" or "fail" to $verdicts/<name>.
+run_scenario() {
+	local sc=$1 name logs tmp start rc secs reason
 	name=$(basename "$sc" .sh)
-	[[ -z "$filter" || "$name" == *"$filter"* ]] || continue
 	logs=$vmdir/logs/$name
 	tmp=$vmdir/tmp/$name
 	rm -rf "$logs" "$tmp"
@@ -49,7 +57,7 @@ for sc in "$here"/scenarios/*.sh; do
 	secs=$(($(date +%s) - start))
 	if [ "$rc" -eq 0 ]; then
 		echo "PASS $name (${secs}s)"
-		passed=$((passed + 1))
+		echo pass > "$verdicts/$name"
 		rm -rf "$tmp"
 	else
 		if [ -s "$logs/reason" ]; then
@@ -60,11 +68,52 @@ for sc in "$here"/scenarios/*.sh; do
 			reason="exit $rc: $(tail -1 "$logs/scenario.log")"
 		fi
 		echo "FAIL $name: $reason"
-		failed=$((failed + 1))
+		echo fail > "$verdicts/$name"
 	fi
+}
+
+# header_value FILE KEY DEFAULT: the value of a "# KEY: VALUE" line.
+header_value() {
+	local v
+	v=$(sed -n "s/^# $2: *\([0-9][0-9]*\).*/\1/p" "$1" | head -1)
+	echo "${v:-$3}"
+}
+
+rm -rf "$verdicts"
+mkdir -p "$vmdir/logs" "$vmdir/tmp" "$verdicts"
+singles=() pairs=()
+for sc in "$here"/scenarios/*.sh; do
+	[ -e "$sc" ] || continue
+	name=$(basename "$sc" .sh)
+	[[ -z "$filter" || "$name" == *"$filter"* ]] || continue
+	if [ "$(header_value "$sc" vm-guests 1)" -ge 2 ]; then
+		pairs+=("$sc")
+	else
+		singles+=("$(header_value "$sc" vm-cost 60) $sc")
+	fi
+done
+
+# One-guest scenarios, the longest first, at most $parallel at once.
+running=0
+while read -r _ sc; do
+	[ -n "$sc" ] || continue
+	if [ "$running" -ge "$parallel" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+	run_scenario "$sc" &
+	running=$((running + 1))
+done < <(printf '%s\n' "${singles[@]}" | sort -rn -k1,1)
+wait
+for sc in "${pairs[@]}"; do
+	run_scenario "$sc"
 done
 rmdir "$vmdir/tmp" 2>/dev/null
 
+passed=$(grep -lx pass "$verdicts"/* 2>/dev/null | wc -l)
+failed=$(grep -lx fail "$verdicts"/* 2>/dev/null | wc -l)
+# A scenario that left no verdict (the runner itself was killed) failed.
+failed=$((failed + ${#singles[@]} + ${#pairs[@]} - passed - failed))
 printf 'passed=%d\nfailed=%d\n' "$passed" "$failed" > "$vmdir/results.txt"
 echo "$passed passed, $failed failed"
 if [ $((passed + failed)) -eq 0 ]; then

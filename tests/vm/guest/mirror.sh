@@ -14,7 +14,10 @@
 #                        (written after A was killed): stop the target,
 #                        mount with nvram=/dev/pmem0,node=0 (replays B's
 #                        copy), verify every acknowledged operation, umount,
-#                        fsck, mount again (nothing to replay), verify, umount
+#                        fsck, mount again (nothing to replay), verify, umount;
+#                        with MIRROR_PARTIAL=1 then also: a peer that dies
+#                        during its resync leaves the copy partial, and a
+#                        takeover mount refuses it without writing
 #   MIRROR_ROLE=badkey-owner    node A with the wrong key, hostile peers
 #                        (guest/mirror_peer.py), then the right key
 #   MIRROR_ROLE=badkey-partner  node B: the target until the host's /out/check
@@ -268,6 +271,29 @@ partner)
 		--manifest /out/manifest.json || die "verification after the remount failed"
 	run umount /mnt
 	fsck_clean /dev/vda
+	[ "${MIRROR_PARTIAL:-0}" = 1 ] || exit 0
+	# An owner that dies during its resync leaves a partial copy: a
+	# takeover mount must refuse it and write nothing.
+	target_start /tmp/cluster.key
+	r=$(timeout 30 python3 "$peer" 127.0.0.1 "$port" partial /tmp/cluster.key 2>&1) ||
+		die "peer partial: $r"
+	log "$r"
+	for _ in $(seq 50); do
+		[[ "$(target_status)" == *copy=partial* ]] && break
+		sleep 0.1
+	done
+	st=$(target_status)
+	[[ "$st" == *copy=partial* ]] || die "target after an unfinished resync: $st"
+	target_stop
+	sum0=$(md5sum < /dev/vda)
+	dmesg_mark
+	if mount -t twinfs -o nvram=/dev/pmem0,node=0 /dev/vda /mnt 2> /tmp/mount.err; then
+		die "a partial mirror copy was mounted"
+	fi
+	expect_dmesg "is a mirror copy whose resync did not finish"
+	[ "$(md5sum < /dev/vda)" = "$sum0" ] || die "the refused mount changed the shared disk"
+	log "partial copy refused: $(cat /tmp/mount.err); $(dmesg_since | grep 'resync did not finish' | sed 's/.*\] //')"
+	echo "partial_refused=1" > /out/partial.txt
 	;;
 badkey-partner)
 	setup_net $B

@@ -17,6 +17,8 @@ should not give).  Modes:
              header crc is wrong: dropped, no ACK
   baddata    handshake, then a WRITE whose payload crc is wrong
   badreq     handshake, then a well-formed WRITE beyond the end of the copy
+  partial    handshake, SYNC_BEGIN, one WRITE, then close: an owner that
+             died during its resync (the target's copy stays partial)
 
 Prints one line "PEER <mode> <local ip:port> OK: ..." (exit 0) or
 "FAIL: ..." (exit 1).  The local port lets the caller find the target's log
@@ -32,6 +34,9 @@ import time
 
 MAGIC = 0x544D5752
 HELLO, CHALLENGE, AUTH, READY, WRITE, ACK = 1, 2, 3, 4, 5, 6
+SYNC_BEGIN, SYNC_DONE = 8, 9
+VERSION = 2          # TWINFS_MIRROR_VERSION
+HDR_AREA = 4096      # TWINFS_CM_HDR_AREA
 FRAME = struct.Struct("<IHHQQIIII")         # struct twinfs_mirror_frame, 40 bytes
 HELLO_S = struct.Struct("<II16sQ32s")       # struct twinfs_mirror_hello, 64 bytes
 NONCE = 32
@@ -122,7 +127,7 @@ def send(s, data):
 def handshake(s, key, want_ok=True):
     """HELLO / CHALLENGE / AUTH; returns whether the target proved our key."""
     nonce = os.urandom(NONCE)
-    hello = HELLO_S.pack(1, 0, bytes(16), 1 << 20, nonce)
+    hello = HELLO_S.pack(VERSION, 0, bytes(16), 1 << 20, nonce)
     send(s, frame(HELLO, payload=hello))
     s.settimeout(CLOSE_WAIT)
     ftype, _, p = recv_frame(s)
@@ -156,7 +161,7 @@ def main():
         g[0:4] = b"\0\0\0\0"    # never the magic by chance
         send(s, bytes(g))
     elif mode == "badcrc":
-        hello = HELLO_S.pack(1, 0, bytes(16), 1 << 20, os.urandom(NONCE))
+        hello = HELLO_S.pack(VERSION, 0, bytes(16), 1 << 20, os.urandom(NONCE))
         send(s, frame(HELLO, payload=hello, bad_crc=True))
     elif mode == "badlen":
         send(s, frame(HELLO, claim_len=16 << 20))
@@ -175,6 +180,22 @@ def main():
         else:
             send(s, frame(WRITE, fid=1, off=1 << 40, payload=data))
         note = "authenticated; "
+    elif mode == "partial":
+        # An owner that dies right after starting a resync: the target's
+        # copy must now say "partial" (a takeover mount refuses it).
+        handshake(s, key)
+        send(s, frame(SYNC_BEGIN, fid=1, off=HDR_AREA))
+        ftype, fid, _ = recv_frame(s)
+        if ftype != ACK or fid != 1:
+            raise SystemExit(f"FAIL: partial: expected the ACK of SYNC_BEGIN, got type {ftype} id {fid}")
+        send(s, frame(WRITE, fid=2, off=1 << 20, payload=os.urandom(4096)))
+        ftype, fid, _ = recv_frame(s)
+        if ftype != ACK or fid != 2:
+            raise SystemExit(f"FAIL: partial: expected the ACK of a WRITE, got type {ftype} id {fid}")
+        s.close()
+        print(f"PEER {mode} {me} OK: SYNC_BEGIN and one WRITE ACKed, then gone",
+              flush=True)
+        return
     else:
         raise SystemExit(f"FAIL: unknown mode {mode}")
     secs = expect_close(s, mode)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-cost: 80
 # Concurrency stress on 2 vCPUs: STRESS_PROCS (6) processes for STRESS_SECS
 # (60) seconds create, write, rename (within and across 3 shared
 # directories), unlink and read (guest/stress.py); then umount, fsck,

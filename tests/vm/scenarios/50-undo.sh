@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-cost: 360
 # Undo logs: on a mount with -o fault_inject, every modifying operation
 # (create, mknod, mkdir, symlink, link, unlink, rmdir, rename in its forms,
 # chmod/chown/utimes, truncate, write) fails once at every fault step it

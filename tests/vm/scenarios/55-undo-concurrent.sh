@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-cost: 80
 # Undo logs under concurrency: on 2 vCPUs, with "random 20" armed (every
 # fault point of every operation fails with probability 2%),
 # UNDO_STRESS_PROCS (6) processes for UNDO_STRESS_SECS (60) seconds create,

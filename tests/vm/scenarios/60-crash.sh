@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-cost: 420
 # Crash-kill test of the change memory (issue 5).  One disk image (mkfs'd
 # once) and one 64 MiB nvdimm image (/dev/pmem0, all zero at first) live
 # through all boots; each boot (guest/crash.sh, guest/crash_workload.py)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-guests: 2
 # Mirroring of the change memory over TCP (issue 6), two guests at once:
 # node A (owner, 10.0.0.1) and node B (partner, 10.0.0.2) on a private
 # network of two UDP-socket netdevs, both with the SAME shared disk image
@@ -33,6 +34,7 @@
 #   MIRROR_KILLS=N   kill rounds (3)
 #   MIRROR_SEED      seed of the workloads and kill delays
 #   MIRROR_BADKEY=0  skip the bad-key round
+#   MIRROR_RETURN=0  skip the partner-killed-and-back round
 #   MIRROR_OPTS      extra mount options of the owner in the kill rounds
 #   MIRROR_KEEP_A_NVRAM=1  A keeps its nvdimm image from round to round (it
 #                    mounts with what it had when it was killed, after B's
@@ -120,48 +122,59 @@ wait_file() {
 net_a=(--udp "$pa:$pb:52:54:00:70:00:01")
 net_b=(--udp "$pb:$pa:52:54:00:70:00:02")
 
-# --- kill rounds ------------------------------------------------------------
-checked=0 lost=0 replayed=0 t_start=$(date +%s) manifest=
-for ((r = 1; r <= kills; r++)); do
-	a=a$r b=b$r nw=$((2 + r % 2))
-	[ "${MIRROR_KEEP_A_NVRAM:-0}" = 1 ] && [ -e "$nva" ] || vm_image "$nva" 64M
+# start_pair R A B [owner env...]: boots partner B (its nvdimm kept) and
+# owner A (iteration R) of a round.
+start_pair() {
+	local r=$1 a=$2 b=$3 envs
+	shift 3
 	vm_start "$b" "$guest" --disk "$img" --nvdimm "$nvb" "${net_b[@]}" --timeout 600 \
 		--env MIRROR_ROLE=partner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed" \
-		--env MIRROR_RETAIN=$retain || fail "round $r: $VM_REASON"
+		--env MIRROR_RETAIN=$retain "${b_envs[@]}" || fail "round $r: $VM_REASON"
 	envs=(--env MIRROR_ROLE=owner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed"
 		--env MIRROR_ITER="$r" --env MIRROR_WORKERS="$nw" --env MIRROR_RETAIN="$retain"
 		--env MIRROR_OPTS="${MIRROR_OPTS:-}")
 	[ -z "$manifest" ] || envs+=(--env MIRROR_MANIFEST="$manifest")
 	vm_start "$a" "$guest" --disk "$img" --nvdimm "$nva" "${net_a[@]}" --timeout 300 \
 		"${envs[@]}" || fail "round $r: $VM_REASON"
-	oa=$(vm_out "$a") ob=$(vm_out "$b")
-	if ! wait_file "$oa" started; then
+	if ! wait_file "$(vm_out "$a")" started; then
 		vm_wait "$a"
 		fail "round $r: A's workload did not start: $VM_REASON"
 	fi
-	delay_ms=$((1000 + RANDOM % 3001))
-	sleep "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))"
+}
+
+# count_acks R OA [live]: sets acks (per worker, comma separated) and
+# total; "live": A still runs (its console may be ahead of the files).
+count_acks() {
+	local r=$1 oa=$2 live=${3:-} w n c list=()
+	total=0
+	for ((w = 0; w < nw; w++)); do
+		n=$(ack_count "$oa/acks.w$w" "$r" "$w")
+		[[ "$n" =~ ^[0-9]+$ ]] || fail "round $r: $oa/acks.w$w: $n"
+		c=$(grep -c "^ACK $r $w " "$oa/console.log")
+		[ -n "$live" ] || [ "$c" -le "$n" ] || fail "round $r: console.log has $c acks of worker $w, acks.w$w only $n"
+		list+=("$n")
+		total=$((total + n))
+	done
+	acks=$(IFS=,; echo "${list[*]}")
+}
+
+# kill_and_takeover R A B WHAT: SIGKILLs owner A, hands its acknowledged
+# operations to partner B, which takes over and verifies; sets line.
+kill_and_takeover() {
+	local r=$1 a=$2 b=$3 what=$4 oa ob degr c l rr
+	oa=$(vm_out "$a") ob=$(vm_out "$b")
 	[ ! -e "$ob/status" ] || { vm_wait "$b"; fail "round $r: B ended before the kill: $VM_REASON"; }
 	vm_kill "$a" || fail "round $r: $VM_REASON"
 	vm_wait "$a" || fail "round $r (A killed): $VM_REASON"
 	[ ! -e "$oa/status" ] || fail "round $r: A's script ended before the kill: $(cat "$oa/result")"
 	[ -s "$oa/manifest.json" ] || fail "round $r: A wrote no manifest"
-	acks=() total=0
-	for ((w = 0; w < nw; w++)); do
-		n=$(ack_count "$oa/acks.w$w" "$r" "$w")
-		[[ "$n" =~ ^[0-9]+$ ]] || fail "round $r: $oa/acks.w$w: $n"
-		c=$(grep -c "^ACK $r $w " "$oa/console.log")
-		[ "$c" -le "$n" ] || fail "round $r: console.log has $c acks of worker $w, acks.w$w only $n"
-		acks+=("$n")
-		total=$((total + n))
-	done
-	prev_acks=$(IFS=,; echo "${acks[*]}")
+	count_acks "$r" "$oa"
 	# Did the pair stay mirrored through the workload?
 	degr=$(grep -v ' mirrored ' "$oa/mirror-trace" 2>/dev/null | head -1)
 	cp "$oa/manifest.json" "$ob/manifest-in.json"
-	printf 'PREV_ITER=%s\nPREV_ACKS=%s\n' "$r" "$prev_acks" > "$ob/takeover.tmp"
+	printf 'PREV_ITER=%s\nPREV_ACKS=%s\n' "$r" "$acks" > "$ob/takeover.tmp"
 	mv "$ob/takeover.tmp" "$ob/takeover"
-	vm_log "round $r: A killed after $delay_ms ms with acks $prev_acks; B takes over"
+	vm_log "round $r: A killed $what with acks $acks; B takes over"
 	vm_wait "$b" || fail "round $r (takeover on B): $VM_REASON"
 	c=$(sed -n 's/^checked=//p' "$ob/verify-result")
 	l=$(sed -n 's/^lost=//p' "$ob/verify-result")
@@ -172,7 +185,21 @@ for ((r = 1; r <= kills; r++)); do
 	host_fsck "round $r"
 	manifest=$state/manifest-$r.json
 	cp "$ob/manifest.json" "$manifest"
-	line="round $r: workers $nw, killed $delay_ms ms into the workload, acks $prev_acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+	line="round $r: workers $nw, killed $what, acks $acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+}
+
+# sleep_ms N
+sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
+
+# --- kill rounds ------------------------------------------------------------
+checked=0 lost=0 replayed=0 t_start=$(date +%s) manifest= b_envs=()
+for ((r = 1; r <= kills; r++)); do
+	a=a$r b=b$r nw=$((2 + r % 2))
+	[ "${MIRROR_KEEP_A_NVRAM:-0}" = 1 ] && [ -e "$nva" ] || vm_image "$nva" 64M
+	start_pair "$r" "$a" "$b"
+	delay_ms=$((1000 + RANDOM % 3001))
+	sleep_ms $delay_ms
+	kill_and_takeover "$r" "$a" "$b" "$delay_ms ms into the workload"
 	vm_log "$line"
 	echo "$line" >> "$summary"
 done
@@ -184,6 +211,57 @@ done
 	vm_log "$line"
 	echo "$line" >> "$summary"
 }
+
+# --- the partner killed and back ---------------------------------------------
+# A runs its workload mirrored; the host SIGKILLs B; A must go on alone
+# (degraded, its ACK count still growing), then B boots again with the
+# same nvdimm and starts its target; A resyncs and is mirrored again
+# (resyncs=2); then A is killed and B takes over from the resynced copy.
+# B then also checks that a copy left partial by an unfinished resync is
+# refused (MIRROR_PARTIAL).
+# trace_has OA REGEX SECS: A's mirror trace gets a matching line.
+trace_has() {
+	local t
+	for ((t = 0; t < $3 * 5; t++)); do
+		tail -n 3 "$1/mirror-trace" 2>/dev/null | grep -qE "$2" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+if [ "${MIRROR_RETURN:-1}" != 0 ]; then
+	r=$((kills + 1)) nw=2
+	vm_image "$nva" 64M
+	start_pair "$r" ra rb1
+	oa=$(vm_out ra)
+	sleep_ms $((1000 + RANDOM % 1001))
+	vm_kill rb1 || fail "return: $VM_REASON"
+	vm_wait rb1 >/dev/null 2>&1
+	t_kill=$(date +%s%N)
+	count_acks "$r" "$oa" live
+	acks_kill=$total
+	trace_has "$oa" ' degraded ' 30 || fail "return: A not degraded 30 s after B was killed: $(tail -1 "$oa/mirror-trace")"
+	t_degr=$((($(date +%s%N) - t_kill) / 1000000))
+	sleep 2
+	count_acks "$r" "$oa" live
+	acks_alone=$total
+	[ "$acks_alone" -gt "$acks_kill" ] || fail "return: A acknowledged nothing while B was away ($acks_kill -> $acks_alone)"
+	b_envs=(--env MIRROR_PARTIAL=1)
+	vm_start rb2 "$guest" --disk "$img" --nvdimm "$nvb" "${net_b[@]}" --timeout 600 \
+		--env MIRROR_ROLE=partner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed" \
+		--env MIRROR_RETAIN=$retain "${b_envs[@]}" || fail "return: $VM_REASON"
+	t_back=$(date +%s%N)
+	trace_has "$oa" ' mirrored .*resyncs=2' 120 || fail "return: A not mirrored again 120 s after B came back: $(tail -1 "$oa/mirror-trace")"
+	t_resync=$((($(date +%s%N) - t_back) / 1000000))
+	count_acks "$r" "$oa" live
+	acks_back=$total
+	sleep_ms $((1000 + RANDOM % 1001))
+	kill_and_takeover "$r" ra rb2 "after B came back"
+	grep -q partial_refused=1 "$(vm_out rb2)/partial.txt" 2>/dev/null || fail "return: B did not check the partial copy"
+	line="partner killed and back: A degraded ${t_degr} ms after B's kill, acks $acks_kill -> $acks_alone alone, mirrored again ${t_resync} ms after B's boot (acks $acks_back), then $line; a partial copy was refused"
+	vm_log "$line"
+	echo "$line" >> "$summary"
+	b_envs=()
+fi
 
 # --- bad key, hostile peers, then the right key -------------------------------
 if [ "${MIRROR_BADKEY:-1}" != 0 ]; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-guests: 2
 # Soft-RoCE between two guests (groundwork of the RDMA mirror transport,
 # issue 6; Documentation/rdma-transport.md): node A (10.0.0.1) and node B
 # (10.0.0.2) on the harness's UDP-socket network each bring up rdma_rxe on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-guests: 2
 # Mirroring of the change memory over RDMA (issue 6,
 # Documentation/rdma-transport.md): the kill rounds of scenarios/70-mirror-
 # tcp.sh with Soft-RoCE (rdma_rxe) up in both guests, so that the owner
@@ -107,48 +108,59 @@ wait_file() {
 net_a=(--udp "$pa:$pb:52:54:00:74:00:01")
 net_b=(--udp "$pb:$pa:52:54:00:74:00:02")
 
-# --- kill rounds ------------------------------------------------------------
-checked=0 lost=0 replayed=0 t_start=$(date +%s) manifest=
-for ((r = 1; r <= kills; r++)); do
-	a=a$r b=b$r nw=$((2 + r % 2))
-	[ "${MIRROR_KEEP_A_NVRAM:-0}" = 1 ] && [ -e "$nva" ] || vm_image "$nva" 64M
+# start_pair R A B [owner env...]: boots partner B (its nvdimm kept) and
+# owner A (iteration R) of a round.
+start_pair() {
+	local r=$1 a=$2 b=$3 envs
+	shift 3
 	vm_start "$b" "$guest" --disk "$img" --nvdimm "$nvb" "${net_b[@]}" --timeout 600 \
 		--env MIRROR_ROLE=partner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed" \
-		--env MIRROR_RETAIN=$retain --env MIRROR_TRANSPORT=rdma || fail "round $r: $VM_REASON"
+		--env MIRROR_RETAIN=$retain "${b_envs[@]}" || fail "round $r: $VM_REASON"
 	envs=(--env MIRROR_ROLE=owner --env MIRROR_KEY="$k1" --env MIRROR_SEED="$seed"
 		--env MIRROR_ITER="$r" --env MIRROR_WORKERS="$nw" --env MIRROR_RETAIN="$retain"
 		--env MIRROR_OPTS="${MIRROR_OPTS:-}" --env MIRROR_TRANSPORT=rdma)
 	[ -z "$manifest" ] || envs+=(--env MIRROR_MANIFEST="$manifest")
 	vm_start "$a" "$guest" --disk "$img" --nvdimm "$nva" "${net_a[@]}" --timeout 300 \
 		"${envs[@]}" || fail "round $r: $VM_REASON"
-	oa=$(vm_out "$a") ob=$(vm_out "$b")
-	if ! wait_file "$oa" started; then
+	if ! wait_file "$(vm_out "$a")" started; then
 		vm_wait "$a"
 		fail "round $r: A's workload did not start: $VM_REASON"
 	fi
-	delay_ms=$((1000 + RANDOM % 3001))
-	sleep "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))"
+}
+
+# count_acks R OA [live]: sets acks (per worker, comma separated) and
+# total; "live": A still runs (its console may be ahead of the files).
+count_acks() {
+	local r=$1 oa=$2 live=${3:-} w n c list=()
+	total=0
+	for ((w = 0; w < nw; w++)); do
+		n=$(ack_count "$oa/acks.w$w" "$r" "$w")
+		[[ "$n" =~ ^[0-9]+$ ]] || fail "round $r: $oa/acks.w$w: $n"
+		c=$(grep -c "^ACK $r $w " "$oa/console.log")
+		[ -n "$live" ] || [ "$c" -le "$n" ] || fail "round $r: console.log has $c acks of worker $w, acks.w$w only $n"
+		list+=("$n")
+		total=$((total + n))
+	done
+	acks=$(IFS=,; echo "${list[*]}")
+}
+
+# kill_and_takeover R A B WHAT: SIGKILLs owner A, hands its acknowledged
+# operations to partner B, which takes over and verifies; sets line.
+kill_and_takeover() {
+	local r=$1 a=$2 b=$3 what=$4 oa ob degr c l rr
+	oa=$(vm_out "$a") ob=$(vm_out "$b")
 	[ ! -e "$ob/status" ] || { vm_wait "$b"; fail "round $r: B ended before the kill: $VM_REASON"; }
 	vm_kill "$a" || fail "round $r: $VM_REASON"
 	vm_wait "$a" || fail "round $r (A killed): $VM_REASON"
 	[ ! -e "$oa/status" ] || fail "round $r: A's script ended before the kill: $(cat "$oa/result")"
 	[ -s "$oa/manifest.json" ] || fail "round $r: A wrote no manifest"
-	acks=() total=0
-	for ((w = 0; w < nw; w++)); do
-		n=$(ack_count "$oa/acks.w$w" "$r" "$w")
-		[[ "$n" =~ ^[0-9]+$ ]] || fail "round $r: $oa/acks.w$w: $n"
-		c=$(grep -c "^ACK $r $w " "$oa/console.log")
-		[ "$c" -le "$n" ] || fail "round $r: console.log has $c acks of worker $w, acks.w$w only $n"
-		acks+=("$n")
-		total=$((total + n))
-	done
-	prev_acks=$(IFS=,; echo "${acks[*]}")
+	count_acks "$r" "$oa"
 	# Did the pair stay mirrored through the workload?
 	degr=$(grep -v ' mirrored ' "$oa/mirror-trace" 2>/dev/null | head -1)
 	cp "$oa/manifest.json" "$ob/manifest-in.json"
-	printf 'PREV_ITER=%s\nPREV_ACKS=%s\n' "$r" "$prev_acks" > "$ob/takeover.tmp"
+	printf 'PREV_ITER=%s\nPREV_ACKS=%s\n' "$r" "$acks" > "$ob/takeover.tmp"
 	mv "$ob/takeover.tmp" "$ob/takeover"
-	vm_log "round $r: A killed after $delay_ms ms with acks $prev_acks; B takes over"
+	vm_log "round $r: A killed $what with acks $acks; B takes over"
 	vm_wait "$b" || fail "round $r (takeover on B): $VM_REASON"
 	c=$(sed -n 's/^checked=//p' "$ob/verify-result")
 	l=$(sed -n 's/^lost=//p' "$ob/verify-result")
@@ -159,7 +171,21 @@ for ((r = 1; r <= kills; r++)); do
 	host_fsck "round $r"
 	manifest=$state/manifest-$r.json
 	cp "$ob/manifest.json" "$manifest"
-	line="round $r: workers $nw, killed $delay_ms ms into the workload, acks $prev_acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+	line="round $r: workers $nw, killed $what, acks $acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+}
+
+# sleep_ms N
+sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
+
+# --- kill rounds ------------------------------------------------------------
+checked=0 lost=0 replayed=0 t_start=$(date +%s) manifest= b_envs=(--env MIRROR_TRANSPORT=rdma)
+for ((r = 1; r <= kills; r++)); do
+	a=a$r b=b$r nw=$((2 + r % 2))
+	[ "${MIRROR_KEEP_A_NVRAM:-0}" = 1 ] && [ -e "$nva" ] || vm_image "$nva" 64M
+	start_pair "$r" "$a" "$b"
+	delay_ms=$((1000 + RANDOM % 3001))
+	sleep_ms $delay_ms
+	kill_and_takeover "$r" "$a" "$b" "$delay_ms ms into the workload"
 	vm_log "$line"
 	echo "$line" >> "$summary"
 done
