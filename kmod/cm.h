@@ -75,6 +75,7 @@ struct twinfs_cm_header_info {
 	u64 size;
 };
 void twinfs_cm_info(struct super_block *sb, struct twinfs_cm_header_info *i);
+int twinfs_cm_set_mirror_epoch(struct super_block *sb, u64 epoch);
 bool twinfs_cm_wants_cp(struct super_block *sb);
 
 /* ---- record.c: what an operation's records say ---- */

@@ -17,6 +17,13 @@
  * change memory goes on alone and says so, with mirror=required new
  * operations wait for the partner (bounded) and then fail with -ENOLINK.
  *
+ * Tail resync: each mount is a mirror session with a random epoch, kept in
+ * the change-memory header (so in the partner's copy too).  Every range
+ * that did not reach the partner (sent while degraded, or not ACKed) marks
+ * its chunk in m->dirty.  A partner that comes back with a whole copy of
+ * this epoch (its READY says so) is sent only the marked chunks and the
+ * header; any other partner gets the whole region.
+ *
  * Transports: frames go out through m->xport, TCP (the connection itself)
  * or RDMA (mirror_rdma.c), which the thread sets up after the handshake
  * when the partner offers it and mirror_transport=auto.  Over RDMA the ACKs
@@ -25,8 +32,9 @@
  *
  * Locks: m->send_lock (the socket's sending side, m->sock, m->rdma and
  * m->xport) is taken under a lane lock or the change-memory header lock;
- * m->lock (spinlock: the pending list and the state) under neither or
- * under send_lock.  Only the thread sets m->sock and m->rdma.
+ * m->lock (spinlock: the pending list, the state, m->dirty and
+ * m->tail_ok) under neither or under send_lock.  Only the thread sets
+ * m->sock and m->rdma.
  */
 #include <crypto/algapi.h>
 #include <linux/kthread.h>
@@ -77,6 +85,14 @@ struct twinfs_mirror {
 	unsigned long timeout;		/* jiffies */
 	u64 writes;
 	u64 resyncs;
+	u64 tail_resyncs;
+	u32 last_sent;			/* chunks the last resync sent */
+	u64 epoch;			/* this mount's mirror session */
+	u64 peer_epoch;			/* READY: the partner's whole copy's */
+	unsigned long *dirty;		/* chunks the partner may lack */
+	unsigned long *resync_map;	/* the resync's snapshot of dirty */
+	u32 chunks;			/* of TWINFS_MIRROR_PAYLOAD_MAX bytes */
+	bool tail_ok;			/* dirty is all the partner lacks */
 	bool warned;
 	bool stopping;			/* umount: a lost link is no news */
 };
@@ -214,7 +230,8 @@ static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 	hello.h_region_size = cpu_to_le64(info.size);
 	get_random_bytes(hello.h_nonce, sizeof(hello.h_nonce));
 	err = twinfs_mirror_send_flags(s, TWINFS_MIRROR_HELLO,
-				       ask ? TWINFS_MIRROR_F_RDMA : 0, 0, 0,
+				       ask ? TWINFS_MIRROR_F_RDMA : 0, m->epoch,
+				       0,
 				       &hello, sizeof(hello));
 	if (err)
 		return err;
@@ -236,6 +253,7 @@ static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_READY)
 		return -EBADMSG;
+	m->peer_epoch = le64_to_cpu(f.f_id);
 	/* An offer of RDMA only if asked for, and then with its payload. */
 	if (le16_to_cpu(f.f_flags) & TWINFS_MIRROR_F_RDMA) {
 		if (!ask || le32_to_cpu(f.f_len) != sizeof(offer) ||
@@ -273,6 +291,26 @@ static int twinfs_mirror_connect(struct twinfs_mirror *m)
 	m->xport = &twinfs_mirror_tcp;
 	mutex_unlock(&m->send_lock);
 	return 0;
+}
+
+/* The partner may lack [off, off + len): a tail resync sends it.  m->lock */
+static void twinfs_mirror_mark_locked(struct twinfs_mirror *m, u64 off,
+				      u32 len)
+{
+	u64 first = off / TWINFS_MIRROR_PAYLOAD_MAX;
+	u64 last = (off + len - 1) / TWINFS_MIRROR_PAYLOAD_MAX;
+
+	if (last < m->chunks)
+		bitmap_set(m->dirty, first, last - first + 1);
+	else
+		m->tail_ok = false;
+}
+
+static void twinfs_mirror_mark(struct twinfs_mirror *m, u64 off, u32 len)
+{
+	spin_lock(&m->lock);
+	twinfs_mirror_mark_locked(m, off, len);
+	spin_unlock(&m->lock);
 }
 
 /*
@@ -402,37 +440,61 @@ static int twinfs_mirror_call(struct twinfs_mirror *m, u16 type,
 }
 
 /*
- * Copies the whole region to the partner, ACK by ACK, between SYNC_BEGIN
- * (the partner marks its copy partial) and SYNC_DONE (complete again).
- * Lanes change the image meanwhile; twinfs_mirror_submit() says why a
- * chunk copied under send_lock is still right.
+ * Copies the region to the partner, ACK by ACK, between SYNC_BEGIN (the
+ * partner marks its copy partial) and SYNC_DONE (complete again): all of
+ * it, or with a whole copy of this session on the partner only the chunks
+ * marked since and the header's.  Lanes change the image meanwhile;
+ * twinfs_mirror_submit() says why a chunk copied under send_lock is still
+ * right.  The state is already MIRROR_SYNCING: a writer that saw
+ * MIRROR_DOWN marked its chunk (under m->lock) before the snapshot, any
+ * later one sends its own WRITE.
  */
-static int twinfs_mirror_resync(struct twinfs_mirror *m)
+static int twinfs_mirror_resync(struct twinfs_mirror *m, u32 *sent)
 {
 	struct twinfs_cm_header_info info;
 	u8 *bounce;
-	u64 off;
+	bool tail;
+	u32 c;
 	int err;
 
 	bounce = vmalloc(TWINFS_MIRROR_PAYLOAD_MAX);
 	if (!bounce)
 		return -ENOMEM;
 	twinfs_cm_info(m->sb, &info);
+	spin_lock(&m->lock);
+	tail = m->tail_ok && m->peer_epoch == m->epoch;
+	bitmap_copy(m->resync_map, m->dirty, m->chunks);
+	bitmap_zero(m->dirty, m->chunks);
+	m->tail_ok = false;		/* until this resync is done */
+	spin_unlock(&m->lock);
+	*sent = 0;
 	err = twinfs_mirror_call(m, TWINFS_MIRROR_SYNC_BEGIN, NULL,
 				 TWINFS_CM_HDR_AREA, 0, NULL);
-	for (off = 0; off < info.size && !err; off += TWINFS_MIRROR_PAYLOAD_MAX) {
+	for (c = 0; c < m->chunks && !err; c++) {
+		u64 off = (u64)c * TWINFS_MIRROR_PAYLOAD_MAX;
 		u32 len = min_t(u64, info.size - off, TWINFS_MIRROR_PAYLOAD_MAX);
 
+		/* Chunk 0 holds the header area. */
+		if (tail && c && !test_bit(c, m->resync_map))
+			continue;
 		err = twinfs_mirror_call(m, TWINFS_MIRROR_WRITE,
 					 info.region + off, off, len, bounce);
+		(*sent)++;
 		if (!err && READ_ONCE(m->stopping))
 			err = -EINTR;
 	}
 	if (!err)
 		err = twinfs_mirror_call(m, TWINFS_MIRROR_SYNC_DONE, NULL, 0, 0,
 					 NULL);
+	if (!err) {
+		spin_lock(&m->lock);
+		m->tail_ok = true;
+		spin_unlock(&m->lock);
+		if (tail)
+			m->tail_resyncs++;
+	}
 	vfree(bounce);
-	return err;
+	return err ?: tail;
 }
 
 struct twinfs_resync_work {
@@ -445,13 +507,19 @@ static void twinfs_mirror_resync_fn(struct work_struct *work)
 	struct twinfs_resync_work *w = container_of(work,
 					struct twinfs_resync_work, work);
 	struct twinfs_mirror *m = w->m;
+	u32 sent;
+	int ret;
 
-	if (!twinfs_mirror_resync(m)) {
-		m->resyncs++;
-		twinfs_mirror_set_state(m, MIRROR_MIRRORED);
-	} else {
+	ret = twinfs_mirror_resync(m, &sent);
+	if (ret < 0) {
 		twinfs_mirror_break(m);
+		return;
 	}
+	m->resyncs++;
+	m->last_sent = sent;
+	twinfs_info(m->sb, "mirror: %s resync: %u of %u chunks sent",
+		    ret ? "tail" : "full", sent, m->chunks);
+	twinfs_mirror_set_state(m, MIRROR_MIRRORED);
 }
 
 /* Reads ACKs until the connection ends (over RDMA: nothing comes). */
@@ -535,6 +603,7 @@ static int twinfs_mirror_thread(void *arg)
 int twinfs_mirror_start(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct twinfs_cm_header_info info;
 	struct twinfs_mirror *m;
 	int err;
 
@@ -566,6 +635,17 @@ int twinfs_mirror_start(struct super_block *sb)
 			   sbi->opts.cluster_key, err);
 		goto out_free;
 	}
+	twinfs_cm_info(sb, &info);
+	m->chunks = DIV_ROUND_UP_ULL(info.size, TWINFS_MIRROR_PAYLOAD_MAX);
+	m->dirty = bitmap_zalloc(m->chunks, GFP_KERNEL);
+	m->resync_map = bitmap_zalloc(m->chunks, GFP_KERNEL);
+	err = -ENOMEM;
+	if (!m->dirty || !m->resync_map)
+		goto out_key;
+	m->epoch = get_random_u64() | 1;
+	err = twinfs_cm_set_mirror_epoch(sb, m->epoch);
+	if (err)
+		goto out_key;
 	sbi->mirror = m;
 	m->thread = kthread_run(twinfs_mirror_thread, m, "twinfs-mirror/%s",
 				sb->s_id);
@@ -578,6 +658,8 @@ int twinfs_mirror_start(struct super_block *sb)
 out_key:
 	twinfs_mirror_key_put(&m->key);
 out_free:
+	bitmap_free(m->resync_map);
+	bitmap_free(m->dirty);
 	kfree(m);
 	return err;
 }
@@ -593,6 +675,8 @@ void twinfs_mirror_stop(struct super_block *sb)
 	kthread_stop(m->thread);
 	twinfs_mirror_key_put(&m->key);
 	TWINFS_SB(sb)->mirror = NULL;
+	bitmap_free(m->resync_map);
+	bitmap_free(m->dirty);
 	kfree(m);
 }
 
@@ -614,42 +698,66 @@ int twinfs_mirror_ready(struct super_block *sb)
 	return -ENOLINK;
 }
 
+/* Degraded: the range only marks its chunk (under m->lock, see resync). */
+static bool twinfs_mirror_mark_if_down(struct twinfs_mirror *m, u64 off,
+				       u32 len)
+{
+	bool down;
+
+	spin_lock(&m->lock);
+	down = m->state == MIRROR_DOWN;
+	if (down)
+		twinfs_mirror_mark_locked(m, off, len);
+	spin_unlock(&m->lock);
+	return down;
+}
+
 void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
 			 u32 len, struct twinfs_mirror_req *r)
 {
 	struct twinfs_mirror *m = MIR(sb);
 
 	r->sent = false;
-	if (!m || READ_ONCE(m->state) == MIRROR_DOWN ||
-	    WARN_ON_ONCE(len > TWINFS_MIRROR_PAYLOAD_MAX))
+	r->off = off;
+	r->len = len;
+	if (!m || WARN_ON_ONCE(len > TWINFS_MIRROR_PAYLOAD_MAX))
+		return;
+	if (READ_ONCE(m->state) != MIRROR_MIRRORED &&
+	    twinfs_mirror_mark_if_down(m, off, len))
 		return;
 	/* The caller holds the lock that keeps these bytes still. */
 	r->sent = !twinfs_mirror_submit(m, r, TWINFS_MIRROR_WRITE,
 					region + off, off, len, NULL);
+	if (!r->sent)
+		twinfs_mirror_mark(m, off, len);
 }
 
 void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)
 {
 	struct twinfs_mirror *m = MIR(sb);
 
+	if (!r->sent)
+		return;
 	/* A failed ACK leaves the pair degraded: the local copy holds it. */
-	if (r->sent && !twinfs_mirror_wait_req(m, r))
+	if (!twinfs_mirror_wait_req(m, r))
 		m->writes++;
+	else
+		twinfs_mirror_mark(m, r->off, r->len);
 }
 
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)
 {
 	struct twinfs_mirror *m = MIR(sb);
-
 	const struct twinfs_mirror_transport *x;
 
 	if (!m)
 		return sysfs_emit(buf, "none\n");
 	x = READ_ONCE(m->xport);
-	return sysfs_emit(buf, "%s %pISpc %s writes=%llu resyncs=%llu%s%s\n",
+	return sysfs_emit(buf, "%s %pISpc %s writes=%llu resyncs=%llu tail_resyncs=%llu last_resync=%u/%u%s%s\n",
 			  x->name, &m->addr,
 			  twinfs_mirror_state_name[READ_ONCE(m->state)],
-			  m->writes, m->resyncs,
+			  m->writes, m->resyncs, m->tail_resyncs,
+			  m->last_sent, m->chunks,
 			  x == &twinfs_mirror_rdma ? " dev=" : "",
 			  x == &twinfs_mirror_rdma ? m->rdma_dev : "");
 }

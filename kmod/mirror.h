@@ -47,6 +47,8 @@ void twinfs_mirror_tune(struct socket *s, long sndtimeo);
 struct twinfs_mirror_req {
 	struct list_head list;
 	u64 id;
+	u64 off;			/* the range, for a tail resync */
+	u32 len;
 	int status;			/* 1 pending, 0 acked, < 0 failed */
 	bool sent;
 };

@@ -50,6 +50,7 @@ struct twinfs_target {
 	bool syncing;			/* the copy is partial: SYNC_BEGIN seen,
 					 * SYNC_DONE not yet */
 	bool hdr_seen;			/* a WRITE filled t->hdr */
+	u64 epoch;			/* mirror session of the whole copy */
 	u64 writes, conns, refused, resyncs;
 	struct sockaddr_in peer;
 	u32 owner_node;
@@ -75,6 +76,7 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	u8 mac[TWINFS_MIRROR_MAC];
 	struct twinfs_mirror_rdma_offer offer;
 	struct twinfs_rdma_session rs;
+	u64 epoch;
 	bool ask;
 	int err;
 
@@ -110,8 +112,11 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	if (crypto_memneq(mac, chal + TWINFS_MIRROR_NONCE, sizeof(mac)))
 		return -EKEYREJECTED;
 	t->owner_node = le32_to_cpu(hello.h_node_id);
+	/* Same session and a whole copy: the owner sends only what changed. */
+	epoch = t->syncing ? 0 : t->epoch;
 	if (!ask || !t->rdma)
-		return twinfs_mirror_send(s, TWINFS_MIRROR_READY, 0, 0, NULL, 0);
+		return twinfs_mirror_send(s, TWINFS_MIRROR_READY, epoch, 0, NULL,
+					  0);
 	/* Before READY: the owner connects as soon as it has the offer. */
 	memset(&rs, 0, sizeof(rs));
 	err = twinfs_mirror_mac(&t->key, "twinfs-r", hello.h_nonce, chal,
@@ -130,7 +135,7 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	offer.o_recv_depth = 0;
 	offer.o_flags = 0;
 	return twinfs_mirror_send_flags(s, TWINFS_MIRROR_READY,
-					TWINFS_MIRROR_F_RDMA, 0, 0, &offer,
+					TWINFS_MIRROR_F_RDMA, epoch, 0, &offer,
 					sizeof(offer));
 }
 
@@ -145,6 +150,19 @@ static int twinfs_target_write(struct twinfs_target *t, u64 off,
 	return err;
 }
 
+/* The mirror session a whole copy's header area (in t->hdr) names. */
+static u64 twinfs_target_epoch(struct twinfs_target *t)
+{
+	const struct twinfs_cm_header *h;
+	int copy;
+
+	copy = twinfs_cm_header_pick(t->hdr, t->size, NULL);
+	if (copy < 0)
+		return 0;
+	h = (const void *)(t->hdr + copy * TWINFS_CM_HDR_COPY);
+	return le64_to_cpu(h->h_mirror_epoch);
+}
+
 /* SYNC_BEGIN: the copy is partial on NVRAM before the first resync byte. */
 static int twinfs_target_sync_begin(struct twinfs_target *t)
 {
@@ -154,6 +172,7 @@ static int twinfs_target_sync_begin(struct twinfs_target *t)
 		cpu_to_le32(TWINFS_CM_PARTIAL_MAGIC);
 	t->syncing = true;
 	t->hdr_seen = false;
+	t->epoch = 0;
 	return twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
 }
 
@@ -219,6 +238,7 @@ static int twinfs_target_frame(void *ctx, u16 type, u64 off, u32 len,
 		err = twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
 		if (!err) {
 			t->syncing = false;
+			t->epoch = twinfs_target_epoch(t);
 			t->resyncs++;
 			tgt_info("copy of node %u in %s is complete",
 				 t->owner_node, t->device);
@@ -364,6 +384,7 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile,
 		goto fail;
 	/* A resync cut short by the owner's death left it partial. */
 	t->syncing = le32_to_cpu(*(__le32 *)t->hdr) == TWINFS_CM_PARTIAL_MAGIC;
+	t->epoch = t->syncing ? 0 : twinfs_target_epoch(t);
 	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP,
 			       &t->listen);
 	if (err)

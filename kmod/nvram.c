@@ -306,6 +306,19 @@ void twinfs_cm_close(struct super_block *sb)
 	TWINFS_SB(sb)->cm = NULL;
 }
 
+/* The mirror session the header names from now on (mirror.c). */
+int twinfs_cm_set_mirror_epoch(struct super_block *sb, u64 epoch)
+{
+	struct twinfs_cm *cm = CM(sb);
+	int err;
+
+	mutex_lock(&cm->hdr_lock);
+	cm->hdr.h_mirror_epoch = cpu_to_le64(epoch);
+	err = twinfs_cm_write_header(cm);
+	mutex_unlock(&cm->hdr_lock);
+	return err;
+}
+
 void twinfs_cm_info(struct super_block *sb, struct twinfs_cm_header_info *i)
 {
 	i->region = CM(sb)->region;

@@ -63,7 +63,10 @@ struct twinfs_cm_header {
 	__le64 h_cp_seq;		/* last seq of the last durable CP */
 	__le64 h_update;		/* header writes; copy h_update % 2 */
 	struct twinfs_cm_lane_desc h_lanes[TWINFS_CM_LANES_MAX];
-	__u8   h_pad[TWINFS_CM_HDR_COPY - 64 - 8 * TWINFS_CM_LANES_MAX - 4];
+	/* The owner's mirror session (random, 0: none): a partner whose whole
+	 * copy carries it is sent only what changed since (a tail resync). */
+	__le64 h_mirror_epoch;
+	__u8   h_pad[TWINFS_CM_HDR_COPY - 72 - 8 * TWINFS_CM_LANES_MAX - 4];
 	__le32 h_checksum;		/* crc32c of the copy, this field 0 */
 };
 

@@ -6,7 +6,7 @@
 # (mkfs'd once here; lib.sh's --disk is share-rw=on, file.locking=off) and
 # each with its own 64 MiB nvdimm image.
 #
-# Kill rounds (MIRROR_KILLS, default 3), each with a fresh boot of both:
+# Kill rounds (MIRROR_KILLS, default 10), each with a fresh boot of both:
 #   B starts the mirror target on its /dev/pmem0; A mounts the shared disk
 #   with nvram=/dev/pmem0,partner=10.0.0.2:7790,cluster_key=, waits until
 #   /sys/fs/twinfs/vda/mirror says "mirrored", then runs
@@ -31,7 +31,7 @@
 # request"); then A with K1 reaches "mirrored" and its operations are
 # mirrored (B still serves a proper owner).
 #
-#   MIRROR_KILLS=N   kill rounds (3)
+#   MIRROR_KILLS=N   kill rounds (10)
 #   MIRROR_SEED      seed of the workloads and kill delays
 #   MIRROR_BADKEY=0  skip the bad-key round
 #   MIRROR_RETURN=0  skip the partner-killed-and-back round
@@ -47,7 +47,7 @@ set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 need_twinfs
-kills=${MIRROR_KILLS:-3}
+kills=${MIRROR_KILLS:-10}
 [[ "$kills" =~ ^[0-9]+$ ]] || fail "MIRROR_KILLS must be a number"
 seed=${MIRROR_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 retain=6
@@ -216,7 +216,9 @@ done
 # A runs its workload mirrored; the host SIGKILLs B; A must go on alone
 # (degraded, its ACK count still growing), then B boots again with the
 # same nvdimm and starts its target; A resyncs and is mirrored again
-# (resyncs=2); then A is killed and B takes over from the resynced copy.
+# (resyncs=2) by a tail resync (B's copy is whole and of A's session, so
+# only the chunks written while B was away are sent); then A is killed and
+# B takes over from the resynced copy.
 # B then also checks that a copy left partial by an unfinished resync is
 # refused (MIRROR_PARTIAL).
 # trace_has OA REGEX SECS: A's mirror trace gets a matching line.
@@ -252,12 +254,16 @@ if [ "${MIRROR_RETURN:-1}" != 0 ]; then
 	t_back=$(date +%s%N)
 	trace_has "$oa" ' mirrored .*resyncs=2' 120 || fail "return: A not mirrored again 120 s after B came back: $(tail -1 "$oa/mirror-trace")"
 	t_resync=$((($(date +%s%N) - t_back) / 1000000))
+	# B's copy was whole and of A's session: only the tail is sent.
+	tail -n 1 "$oa/mirror-trace" | grep -q 'tail_resyncs=1' ||
+		fail "return: A did a full resync, not a tail resync: $(tail -1 "$oa/mirror-trace")"
+	tail_line=$(tail -n 1 "$oa/mirror-trace" | grep -o 'last_resync=[0-9/]*')
 	count_acks "$r" "$oa" live
 	acks_back=$total
 	sleep_ms $((1000 + RANDOM % 1001))
 	kill_and_takeover "$r" ra rb2 "after B came back"
 	grep -q partial_refused=1 "$(vm_out rb2)/partial.txt" 2>/dev/null || fail "return: B did not check the partial copy"
-	line="partner killed and back: A degraded ${t_degr} ms after B's kill, acks $acks_kill -> $acks_alone alone, mirrored again ${t_resync} ms after B's boot (acks $acks_back), then $line; a partial copy was refused"
+	line="partner killed and back: A degraded ${t_degr} ms after B's kill, acks $acks_kill -> $acks_alone alone, mirrored again ${t_resync} ms after B's boot (tail resync, chunks sent: ${tail_line#last_resync=}, acks $acks_back), then $line; a partial copy was refused"
 	vm_log "$line"
 	echo "$line" >> "$summary"
 	b_envs=()
