@@ -108,28 +108,53 @@ static void twinfs_genl_mirror_info(struct super_block *sb, char *page,
 struct twinfs_genl_target_info {
 	bool listening;
 	bool serving;
+	bool partial;			/* copy=partial: a resync is unfinished */
 	unsigned int port;
 	char device[TWINFS_GENL_PATH_MAX + 1];
+	char transport[8];		/* "tcp", "rdma"; "" before an owner */
 	unsigned long long size, writes, conns, refused;
 };
 
-/* twinfs_target_show(): "stopped" or "listening port=... refused=...". */
+/* One "key=value" word of twinfs_target_show()'s line. */
+static void twinfs_genl_target_word(const char *w,
+				    struct twinfs_genl_target_info *ti)
+{
+	char v[8];
+
+	if (sscanf(w, "port=%u", &ti->port) == 1 ||
+	    sscanf(w, "device=%63s", ti->device) == 1 ||
+	    sscanf(w, "size=%llu", &ti->size) == 1 ||
+	    sscanf(w, "writes=%llu", &ti->writes) == 1 ||
+	    sscanf(w, "connections=%llu", &ti->conns) == 1 ||
+	    sscanf(w, "refused=%llu", &ti->refused) == 1)
+		return;
+	if (sscanf(w, "serving=%3s", v) == 1)
+		ti->serving = !strcmp(v, "yes");
+	else if (sscanf(w, "copy=%7s", v) == 1)
+		ti->partial = !strcmp(v, "partial");
+	else if (sscanf(w, "transport=%7s", v) == 1 && strcmp(v, "none"))
+		strscpy(ti->transport, v, sizeof(ti->transport));
+}
+
+/* twinfs_target_show(): "stopped" or "listening key=value ...". */
 static int twinfs_genl_target_info(char *page,
 				   struct twinfs_genl_target_info *ti)
 {
-	char serving[4];
+	char *p, *w;
 
 	memset(ti, 0, sizeof(*ti));
 	if (twinfs_target_show(page) <= 0)
 		return -EIO;
 	if (!strncmp(page, "stopped", 7))
 		return 0;
-	if (sscanf(page, "listening port=%u device=%63s size=%llu serving=%3s writes=%llu connections=%llu refused=%llu",
-		   &ti->port, ti->device, &ti->size, serving, &ti->writes,
-		   &ti->conns, &ti->refused) != 7)
+	if (strncmp(page, "listening ", 10))
+		return -EIO;
+	p = strim(page + 10);
+	while ((w = strsep(&p, " ")))
+		twinfs_genl_target_word(w, ti);
+	if (!ti->port || !ti->device[0])
 		return -EIO;
 	ti->listening = true;
-	ti->serving = !strcmp(serving, "yes");
 	return 0;
 }
 
@@ -310,7 +335,7 @@ static int twinfs_genl_target_start(struct sk_buff *skb,
 				    struct genl_info *info)
 {
 	struct nlattr **a = info->attrs;
-	const char *dev, *key;
+	const char *dev, *key, *tr = "rdma";
 	char *cmd;
 	int err;
 
@@ -338,13 +363,16 @@ static int twinfs_genl_target_start(struct sk_buff *skb,
 				    "KEY_FILE must be an absolute path without white space");
 		return -EINVAL;
 	}
-	if (a[TWINFS_A_TRANSPORT] && nla_strcmp(a[TWINFS_A_TRANSPORT], "tcp")) {
-		NL_SET_ERR_MSG_ATTR(info->extack, a[TWINFS_A_TRANSPORT],
-				    "the mirror target speaks only the tcp transport");
-		return -EOPNOTSUPP;
+	if (a[TWINFS_A_TRANSPORT]) {
+		tr = nla_data(a[TWINFS_A_TRANSPORT]);
+		if (strcmp(tr, "tcp") && strcmp(tr, "rdma")) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a[TWINFS_A_TRANSPORT],
+					    "TRANSPORT must be tcp or rdma");
+			return -EOPNOTSUPP;
+		}
 	}
-	cmd = kasprintf(GFP_KERNEL, "start %u %s %s",
-			nla_get_u16(a[TWINFS_A_PORT]), dev, key);
+	cmd = kasprintf(GFP_KERNEL, "start %u %s %s %s",
+			nla_get_u16(a[TWINFS_A_PORT]), dev, key, tr);
 	if (!cmd)
 		return -ENOMEM;
 	err = twinfs_target_command(cmd);
@@ -392,7 +420,8 @@ static int twinfs_genl_target_status(struct sk_buff *skb,
 	if (ti.listening &&
 	    (nla_put_u16(msg, TWINFS_A_PORT, ti.port) ||
 	     nla_put_string(msg, TWINFS_A_TARGET_DEVICE, ti.device) ||
-	     nla_put_string(msg, TWINFS_A_TRANSPORT, "tcp") ||
+	     (ti.transport[0] &&
+	      nla_put_string(msg, TWINFS_A_TRANSPORT, ti.transport)) ||
 	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_SIZE, ti.size,
 			       TWINFS_A_PAD) ||
 	     (ti.serving && nla_put_flag(msg, TWINFS_A_TARGET_SERVING)) ||

@@ -24,10 +24,17 @@
  * this epoch (its READY says so) is sent only the marked chunks and the
  * header; any other partner gets the whole region.
  *
- * Locks: m->send_lock (the socket's sending side and m->sock) is taken
- * under a lane lock or the change-memory header lock; m->lock (spinlock:
- * the pending list, the state, m->dirty and m->tail_ok) under neither or
- * under send_lock.
+ * Transports: frames go out through m->xport, TCP (the connection itself)
+ * or RDMA (mirror_rdma.c), which the thread sets up after the handshake
+ * when the partner offers it and mirror_transport=auto.  Over RDMA the ACKs
+ * come through twinfs_mirror_rdma_acked() (the CQ's workqueue), and the
+ * TCP connection only carries keepalives; losing either ends both.
+ *
+ * Locks: m->send_lock (the socket's sending side, m->sock, m->rdma and
+ * m->xport) is taken under a lane lock or the change-memory header lock;
+ * m->lock (spinlock: the pending list, the state, m->dirty and
+ * m->tail_ok) under neither or under send_lock.  Only the thread sets
+ * m->sock and m->rdma.
  */
 #include <crypto/algapi.h>
 #include <linux/kthread.h>
@@ -39,12 +46,22 @@
 #include <net/sock.h>
 #include <net/tcp.h>
 #include "mirror.h"
+#include "genl.h"
 #include "cm.h"
 
 enum twinfs_mirror_state { MIRROR_DOWN, MIRROR_SYNCING, MIRROR_MIRRORED };
 
 static const char *const twinfs_mirror_state_name[] = {
 	"degraded", "resyncing", "mirrored",
+};
+
+struct twinfs_mirror;
+
+/* How frames reach the partner; called under send_lock. */
+struct twinfs_mirror_transport {
+	const char *name;
+	int (*send)(struct twinfs_mirror *m, u16 type, u64 id, u64 off,
+		    const u8 *data, u32 len);
 };
 
 struct twinfs_mirror {
@@ -56,6 +73,13 @@ struct twinfs_mirror {
 	struct list_head pending;
 	u64 next_id;
 	struct socket *sock;
+	struct twinfs_rdma *rdma;	/* the RDMA connection, or NULL */
+	const struct twinfs_mirror_transport *xport;
+	u8 cnonce[TWINFS_MIRROR_NONCE];	/* the session's, for the token */
+	u8 snonce[TWINFS_MIRROR_NONCE];
+	bool rdma_offered;		/* READY offered RDMA on rdma_port */
+	u16 rdma_port;
+	char rdma_dev[32];		/* the device in use, for sysfs */
 	enum twinfs_mirror_state state;
 	struct task_struct *thread;
 	wait_queue_head_t wq;
@@ -79,6 +103,30 @@ static struct twinfs_mirror *MIR(struct super_block *sb)
 	return TWINFS_SB(sb)->mirror;
 }
 
+static int twinfs_mirror_tcp_send(struct twinfs_mirror *m, u16 type, u64 id,
+				  u64 off, const u8 *data, u32 len)
+{
+	return twinfs_mirror_send(m->sock, type, id, off, data, len);
+}
+
+/* The bytes of a WRITE are read from the region image by the device; data
+ * (the same bytes, or a copy of them) is not needed. */
+static int twinfs_mirror_rdma_send(struct twinfs_mirror *m, u16 type, u64 id,
+				   u64 off, const u8 *data, u32 len)
+{
+	return twinfs_rdma_submit(m->rdma, type, id, off, len);
+}
+
+static const struct twinfs_mirror_transport twinfs_mirror_tcp = {
+	.name = "tcp",
+	.send = twinfs_mirror_tcp_send,
+};
+
+static const struct twinfs_mirror_transport twinfs_mirror_rdma = {
+	.name = "rdma",
+	.send = twinfs_mirror_rdma_send,
+};
+
 static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 				    enum twinfs_mirror_state st)
 {
@@ -92,9 +140,11 @@ static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 		wake_up_all(&m->wq);
 		return;
 	}
+	twinfs_genl_notify_mirror_state(m->sb, twinfs_mirror_state_name[st],
+					READ_ONCE(m->xport)->name);
 	if (st == MIRROR_MIRRORED)
-		twinfs_info(m->sb, "mirror: mirrored to %pISpc over tcp",
-			    &m->addr);
+		twinfs_info(m->sb, "mirror: mirrored to %pISpc over %s",
+			    &m->addr, READ_ONCE(m->xport)->name);
 	else if (st == MIRROR_DOWN)
 		twinfs_warn(m->sb, "mirror: partner %pISpc lost; %s",
 			    &m->addr, TWINFS_SB(m->sb)->opts.mirror_required ?
@@ -122,8 +172,47 @@ static void twinfs_mirror_break(struct twinfs_mirror *m)
 	mutex_lock(&m->send_lock);
 	if (m->sock)
 		kernel_sock_shutdown(m->sock, SHUT_RDWR);
+	if (m->rdma)
+		twinfs_rdma_shutdown(m->rdma);
 	mutex_unlock(&m->send_lock);
 }
+
+/* An ACK of request id arrived (over either transport). */
+static void twinfs_mirror_acked(struct twinfs_mirror *m, u64 id)
+{
+	struct twinfs_mirror_req *r;
+
+	spin_lock(&m->lock);
+	list_for_each_entry(r, &m->pending, list)
+		if (r->id == id) {
+			r->status = 0;
+			break;
+		}
+	spin_unlock(&m->lock);
+	wake_up_all(&m->wq);
+}
+
+static void twinfs_mirror_rdma_acked(void *ctx, u64 id)
+{
+	twinfs_mirror_acked(ctx, id);
+}
+
+/* The RDMA connection failed: end the TCP one, the thread does the rest.
+ * m->sock stays until the thread has closed the RDMA connection. */
+static void twinfs_mirror_rdma_broken(void *ctx, int err)
+{
+	struct twinfs_mirror *m = ctx;
+
+	if (!READ_ONCE(m->stopping))
+		twinfs_warn(m->sb, "mirror: rdma connection to %pISpc lost (%d); dropping the link",
+			    &m->addr, err);
+	kernel_sock_shutdown(m->sock, SHUT_RDWR);
+}
+
+static const struct twinfs_rdma_ops twinfs_mirror_rdma_ops = {
+	.acked = twinfs_mirror_rdma_acked,
+	.broken = twinfs_mirror_rdma_broken,
+};
 
 static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 {
@@ -132,23 +221,28 @@ static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 	struct twinfs_mirror_frame f;
 	u8 buf[TWINFS_MIRROR_NONCE + TWINFS_MIRROR_MAC];
 	u8 mac[TWINFS_MIRROR_MAC];
+	struct twinfs_mirror_rdma_offer offer;
+	bool ask = !TWINFS_SB(m->sb)->opts.mirror_tcp;
 	int err;
 
+	m->rdma_offered = false;
 	twinfs_cm_info(m->sb, &info);
 	hello.h_version = cpu_to_le32(TWINFS_MIRROR_VERSION);
 	hello.h_node_id = cpu_to_le32(TWINFS_SB(m->sb)->opts.node);
 	memcpy(hello.h_uuid, m->sb->s_uuid.b, sizeof(hello.h_uuid));
 	hello.h_region_size = cpu_to_le64(info.size);
 	get_random_bytes(hello.h_nonce, sizeof(hello.h_nonce));
-	err = twinfs_mirror_send(s, TWINFS_MIRROR_HELLO, m->epoch, 0, &hello,
-				 sizeof(hello));
+	err = twinfs_mirror_send_flags(s, TWINFS_MIRROR_HELLO,
+				       ask ? TWINFS_MIRROR_F_RDMA : 0, m->epoch,
+				       0,
+				       &hello, sizeof(hello));
 	if (err)
 		return err;
 	err = twinfs_mirror_recv(s, &f, buf, sizeof(buf));
 	if (err)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_CHALLENGE ||
-	    le32_to_cpu(f.f_len) != sizeof(buf))
+	    le32_to_cpu(f.f_len) != sizeof(buf) || f.f_flags)
 		return -EBADMSG;
 	err = twinfs_mirror_mac(&m->key, "twinfs-s", hello.h_nonce, buf, mac);
 	if (err)
@@ -157,12 +251,24 @@ static int twinfs_mirror_handshake(struct twinfs_mirror *m, struct socket *s)
 		return -EKEYREJECTED;
 	err = twinfs_mirror_mac(&m->key, "twinfs-c", buf, hello.h_nonce, mac) ?:
 	      twinfs_mirror_send(s, TWINFS_MIRROR_AUTH, 0, 0, mac, sizeof(mac)) ?:
-	      twinfs_mirror_recv(s, &f, NULL, 0);
+	      twinfs_mirror_recv(s, &f, &offer, sizeof(offer));
 	if (err)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_READY)
 		return -EBADMSG;
 	m->peer_epoch = le64_to_cpu(f.f_id);
+	/* An offer of RDMA only if asked for, and then with its payload. */
+	if (le16_to_cpu(f.f_flags) & TWINFS_MIRROR_F_RDMA) {
+		if (!ask || le32_to_cpu(f.f_len) != sizeof(offer) ||
+		    !offer.o_port || offer.o_flags)
+			return -EBADMSG;
+		m->rdma_offered = true;
+		m->rdma_port = le16_to_cpu(offer.o_port);
+	} else if (f.f_flags || f.f_len) {
+		return -EBADMSG;
+	}
+	memcpy(m->cnonce, hello.h_nonce, sizeof(m->cnonce));
+	memcpy(m->snonce, buf, sizeof(m->snonce));
 	return 0;
 }
 
@@ -185,6 +291,7 @@ static int twinfs_mirror_connect(struct twinfs_mirror *m)
 	s->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
 	mutex_lock(&m->send_lock);
 	m->sock = s;
+	m->xport = &twinfs_mirror_tcp;
 	mutex_unlock(&m->send_lock);
 	return 0;
 }
@@ -210,9 +317,64 @@ static void twinfs_mirror_mark(struct twinfs_mirror *m, u64 off, u32 len)
 }
 
 /*
+ * After the handshake: RDMA if the partner offered it, else (or when its
+ * set-up fails) TCP, said in the log once per cause.  Nothing is sent
+ * yet: the state is still degraded.
+ */
+static void twinfs_mirror_rdma_up(struct twinfs_mirror *m, const char **last)
+{
+	struct twinfs_cm_header_info info;
+	struct twinfs_rdma_conf conf = {
+		.addr = m->addr,
+		.node_id = TWINFS_SB(m->sb)->opts.node,
+		.timeout_ms = jiffies_to_msecs(m->timeout),
+		.ops = &twinfs_mirror_rdma_ops,
+		.ctx = m,
+	};
+	struct twinfs_rdma *rc;
+	const char *why;
+
+	if (TWINFS_SB(m->sb)->opts.mirror_tcp)
+		return;
+	if (!m->rdma_offered) {
+		if (*last != (const char *)m)
+			twinfs_info(m->sb, "mirror: partner %pISpc does not offer rdma; using tcp",
+				    &m->addr);
+		*last = (const char *)m;
+		return;
+	}
+	twinfs_cm_info(m->sb, &info);
+	conf.region = info.region;
+	conf.size = info.size;
+	conf.addr.sin_port = htons(m->rdma_port);
+	if (twinfs_mirror_mac(&m->key, "twinfs-r", m->cnonce, m->snonce,
+			      conf.token))
+		return;
+	rc = twinfs_rdma_connect(&conf, &why);
+	memzero_explicit(conf.token, sizeof(conf.token));
+	if (IS_ERR(rc)) {
+		if (*last != why)
+			twinfs_warn(m->sb, "mirror: no rdma to %pISpc: %s (%ld); using tcp",
+				    &conf.addr, why, PTR_ERR(rc));
+		*last = why;
+		return;
+	}
+	*last = NULL;
+	strscpy(m->rdma_dev, twinfs_rdma_device(rc), sizeof(m->rdma_dev));
+	twinfs_info(m->sb, "mirror: rdma to %pISpc via %s set up (%u registered pieces of the partner's copy)",
+		    &conf.addr, m->rdma_dev, twinfs_rdma_pieces(rc));
+	mutex_lock(&m->send_lock);
+	m->rdma = rc;
+	m->xport = &twinfs_mirror_rdma;
+	mutex_unlock(&m->send_lock);
+}
+
+/*
  * Sends one frame of @type that the partner ACKs; the caller waits with
  * twinfs_mirror_wait_req().  With @bounce, the @len bytes at @data are
- * copied there under send_lock and sent from the copy: a range the caller
+ * copied there under send_lock and sent from the copy (over TCP;
+ * RDMA reads them from the image after the post, which orders the same
+ * way, see Documentation/rdma-transport.md, "Ordering"): a range the caller
  * does not hold still (a resync chunk) is then either copied after a lane
  * writer changed it or sent before that writer's own WRITE, so the partner
  * never ends with older bytes than an ACKed WRITE gave it.
@@ -230,13 +392,15 @@ static int twinfs_mirror_submit(struct twinfs_mirror *m,
 		r->id = ++m->next_id;
 		list_add_tail(&r->list, &m->pending);
 		spin_unlock(&m->lock);
-		if (bounce && len) {
+		if (bounce && len && !m->rdma) {
 			memcpy(bounce, data, len);
 			data = bounce;
 		}
-		err = twinfs_mirror_send(m->sock, type, r->id, off, data, len);
+		err = m->xport->send(m, type, r->id, off, data, len);
 		if (err) {
 			kernel_sock_shutdown(m->sock, SHUT_RDWR);
+			if (m->rdma)
+				twinfs_rdma_shutdown(m->rdma);
 			spin_lock(&m->lock);
 			list_del(&r->list);
 			spin_unlock(&m->lock);
@@ -361,13 +525,11 @@ static void twinfs_mirror_resync_fn(struct work_struct *work)
 	twinfs_mirror_set_state(m, MIRROR_MIRRORED);
 }
 
-/* Reads ACKs until the connection ends. */
+/* Reads ACKs until the connection ends (over RDMA: nothing comes). */
 static void twinfs_mirror_receive(struct twinfs_mirror *m)
 {
-	struct twinfs_mirror_req *r;
 	struct twinfs_mirror_frame f;
 	int err;
-	u64 id;
 
 	for (;;) {
 		err = twinfs_mirror_recv(m->sock, &f, NULL, 0);
@@ -382,15 +544,7 @@ static void twinfs_mirror_receive(struct twinfs_mirror *m)
 				   le16_to_cpu(f.f_type), &m->addr);
 			return;
 		}
-		id = le64_to_cpu(f.f_id);
-		spin_lock(&m->lock);
-		list_for_each_entry(r, &m->pending, list)
-			if (r->id == id) {
-				r->status = 0;
-				break;
-			}
-		spin_unlock(&m->lock);
-		wake_up_all(&m->wq);
+		twinfs_mirror_acked(m, le64_to_cpu(f.f_id));
 	}
 }
 
@@ -398,6 +552,8 @@ static int twinfs_mirror_thread(void *arg)
 {
 	struct twinfs_mirror *m = arg;
 	struct twinfs_resync_work w = { .m = m };
+	const char *rdma_last = NULL;
+	struct twinfs_rdma *rc;
 	int err, last = 0;
 
 	INIT_WORK_ONSTACK(&w.work, twinfs_mirror_resync_fn);
@@ -416,15 +572,27 @@ static int twinfs_mirror_thread(void *arg)
 			continue;
 		}
 		last = 0;
+		twinfs_mirror_rdma_up(m, &rdma_last);
 		twinfs_mirror_set_state(m, MIRROR_SYNCING);
 		queue_work(system_unbound_wq, &w.work);
 		twinfs_mirror_receive(m);
-		/* The link is gone: nobody may send on it any more. */
+		/* The link is gone: nobody may send on it any more.  A sender
+		 * waiting for an RDMA credit holds send_lock: wake it first
+		 * (m->rdma changes only here). */
+		if (m->rdma)
+			twinfs_rdma_shutdown(m->rdma);
 		mutex_lock(&m->send_lock);
 		kernel_sock_shutdown(m->sock, SHUT_RDWR);
 		mutex_unlock(&m->send_lock);
 		twinfs_mirror_fail_all(m);
 		flush_work(&w.work);
+		mutex_lock(&m->send_lock);
+		rc = m->rdma;
+		m->rdma = NULL;
+		m->xport = &twinfs_mirror_tcp;
+		mutex_unlock(&m->send_lock);
+		/* Before the socket: its broken() callback shuts it down. */
+		twinfs_rdma_close(rc);
 		mutex_lock(&m->send_lock);
 		sock_release(m->sock);
 		m->sock = NULL;
@@ -456,6 +624,7 @@ int twinfs_mirror_start(struct super_block *sb)
 	spin_lock_init(&m->lock);
 	INIT_LIST_HEAD(&m->pending);
 	init_waitqueue_head(&m->wq);
+	m->xport = &twinfs_mirror_tcp;
 	m->timeout = msecs_to_jiffies(sbi->opts.mirror_timeout_ms);
 	err = twinfs_mirror_parse_addr(sbi->opts.partner, &m->addr);
 	if (err) {
@@ -582,11 +751,16 @@ void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)
 {
 	struct twinfs_mirror *m = MIR(sb);
+	const struct twinfs_mirror_transport *x;
 
 	if (!m)
 		return sysfs_emit(buf, "none\n");
-	return sysfs_emit(buf, "tcp %pISpc %s writes=%llu resyncs=%llu tail_resyncs=%llu last_resync=%u/%u\n",
-			  &m->addr, twinfs_mirror_state_name[READ_ONCE(m->state)],
+	x = READ_ONCE(m->xport);
+	return sysfs_emit(buf, "%s %pISpc %s writes=%llu resyncs=%llu tail_resyncs=%llu last_resync=%u/%u%s%s\n",
+			  x->name, &m->addr,
+			  twinfs_mirror_state_name[READ_ONCE(m->state)],
 			  m->writes, m->resyncs, m->tail_resyncs,
-			  m->last_sent, m->chunks);
+			  m->last_sent, m->chunks,
+			  x == &twinfs_mirror_rdma ? " dev=" : "",
+			  x == &twinfs_mirror_rdma ? m->rdma_dev : "");
 }

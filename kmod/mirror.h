@@ -28,6 +28,14 @@ int twinfs_mirror_mac(struct twinfs_mirror_key *k, const char *label,
 		      const u8 *a, const u8 *b, u8 *mac);
 int twinfs_mirror_send(struct socket *s, u16 type, u64 id, u64 off,
 		       const void *payload, u32 len);
+int twinfs_mirror_send_flags(struct socket *s, u16 type, u16 flags, u64 id,
+			     u64 off, const void *payload, u32 len);
+/* A frame header (and its crcs) in memory; whether one is well formed:
+ * magic, header crc, only known flags (each end checks the type's). */
+void twinfs_mirror_frame_init(struct twinfs_mirror_frame *f, u16 type,
+			      u16 flags, u64 id, u64 off, const void *payload,
+			      u32 len);
+bool twinfs_mirror_frame_ok(const struct twinfs_mirror_frame *f);
 /* Receives a frame with a payload of at most max bytes into buf.  0 or a
  * negative errno; -EBADMSG for a malformed frame. */
 int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
@@ -57,6 +65,60 @@ void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r);
 /* mirror=required and the partner is not there: wait (bounded). */
 int twinfs_mirror_ready(struct super_block *sb);
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf);
+
+/* mirror_rdma.c: the RDMA transport (Documentation/rdma-transport.md) */
+struct twinfs_rdma;
+
+struct twinfs_rdma_ops {
+	/* An ACK arrived for the frame id (the CQ's workqueue). */
+	void (*acked)(void *ctx, u64 id);
+	/* The connection failed (once): drop the TCP link too; the mirror
+	 * thread then calls twinfs_rdma_close(). */
+	void (*broken)(void *ctx, int err);
+};
+
+struct twinfs_rdma_conf {
+	struct sockaddr_in addr;	/* partner, with the offered port */
+	const u8 *region;		/* the owner's image, vmalloc'd */
+	u64 size;
+	u32 node_id;
+	u8 token[TWINFS_MIRROR_MAC];
+	unsigned int timeout_ms;	/* for each connect step */
+	const struct twinfs_rdma_ops *ops;
+	void *ctx;
+};
+
+struct twinfs_rdma *twinfs_rdma_connect(const struct twinfs_rdma_conf *conf,
+					const char **why);
+/* A frame of type (a WRITE: after the RDMA WRITEs of [off, off + len) of
+ * the image); every frame is answered by an ACK with its id. */
+int twinfs_rdma_submit(struct twinfs_rdma *rc, u16 type, u64 id, u64 off,
+		       u32 len);
+void twinfs_rdma_shutdown(struct twinfs_rdma *rc);
+void twinfs_rdma_close(struct twinfs_rdma *rc);
+const char *twinfs_rdma_device(struct twinfs_rdma *rc);
+unsigned int twinfs_rdma_pieces(struct twinfs_rdma *rc);
+
+/* The partner's side: the TCP session an RDMA connection may join. */
+struct twinfs_rdma_session {
+	u8 token[TWINFS_MIRROR_MAC];	/* HMAC(key, "twinfs-r" | cn | sn) */
+	struct sockaddr_in peer;	/* the owner's address */
+	u16 port;			/* the rdma_cm port */
+	u64 size;			/* the owner's region */
+	struct socket *sock;		/* shut down when RDMA fails */
+	/* Checks and applies a frame (a WRITE's bytes at data), as for one
+	 * that came over TCP; 0: the transport ACKs it. */
+	int (*frame)(void *ctx, u16 type, u64 off, u32 len, const u8 *data);
+	void *ctx;
+};
+
+int twinfs_rdma_listen(u16 rdma_port);
+void twinfs_rdma_unlisten(void);
+void twinfs_rdma_target_begin(const struct twinfs_rdma_session *s);
+void twinfs_rdma_target_end(void);
+const char *twinfs_rdma_target_transport(void);
+int twinfs_rdma_init(void);
+void twinfs_rdma_exit(void);
 
 /* mirror_target.c: the partner's end */
 ssize_t twinfs_target_show(char *buf);

@@ -88,26 +88,49 @@ static int twinfs_sock_io(struct socket *s, void *buf, size_t len, bool tx)
 	return 0;
 }
 
-int twinfs_mirror_send(struct socket *s, u16 type, u64 id, u64 off,
-		       const void *payload, u32 len)
+void twinfs_mirror_frame_init(struct twinfs_mirror_frame *f, u16 type,
+			      u16 flags, u64 id, u64 off, const void *payload,
+			      u32 len)
 {
-	struct twinfs_mirror_frame f = {
-		.f_magic = cpu_to_le32(TWINFS_MIRROR_MAGIC),
-		.f_type = cpu_to_le16(type),
-		.f_id = cpu_to_le64(id),
-		.f_off = cpu_to_le64(off),
-		.f_len = cpu_to_le32(len),
-		.f_data_crc = cpu_to_le32(len ?
-			~twinfs_crc32c(~0u, payload, len) : 0),
-	};
+	memset(f, 0, sizeof(*f));
+	f->f_magic = cpu_to_le32(TWINFS_MIRROR_MAGIC);
+	f->f_type = cpu_to_le16(type);
+	f->f_flags = cpu_to_le16(flags);
+	f->f_id = cpu_to_le64(id);
+	f->f_off = cpu_to_le64(off);
+	f->f_len = cpu_to_le32(len);
+	f->f_data_crc = cpu_to_le32(payload && len ?
+				    ~twinfs_crc32c(~0u, payload, len) : 0);
+	twinfs_csum_set(f, sizeof(*f),
+			offsetof(struct twinfs_mirror_frame, f_crc));
+}
+
+bool twinfs_mirror_frame_ok(const struct twinfs_mirror_frame *f)
+{
+	return le32_to_cpu(f->f_magic) == TWINFS_MIRROR_MAGIC &&
+	       twinfs_csum_ok(f, sizeof(*f),
+			      offsetof(struct twinfs_mirror_frame, f_crc)) &&
+	       !(le16_to_cpu(f->f_flags) & ~TWINFS_MIRROR_F_KNOWN) &&
+	       !f->f_pad;
+}
+
+int twinfs_mirror_send_flags(struct socket *s, u16 type, u16 flags, u64 id,
+			     u64 off, const void *payload, u32 len)
+{
+	struct twinfs_mirror_frame f;
 	int err;
 
-	twinfs_csum_set(&f, sizeof(f),
-			offsetof(struct twinfs_mirror_frame, f_crc));
+	twinfs_mirror_frame_init(&f, type, flags, id, off, payload, len);
 	err = twinfs_sock_io(s, &f, sizeof(f), true);
 	if (!err && len)
 		err = twinfs_sock_io(s, (void *)payload, len, true);
 	return err;
+}
+
+int twinfs_mirror_send(struct socket *s, u16 type, u64 id, u64 off,
+		       const void *payload, u32 len)
+{
+	return twinfs_mirror_send_flags(s, type, 0, id, off, payload, len);
 }
 
 int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
@@ -119,10 +142,7 @@ int twinfs_mirror_recv(struct socket *s, struct twinfs_mirror_frame *f,
 	err = twinfs_sock_io(s, f, sizeof(*f), false);
 	if (err)
 		return err;
-	if (le32_to_cpu(f->f_magic) != TWINFS_MIRROR_MAGIC ||
-	    !twinfs_csum_ok(f, sizeof(*f),
-			    offsetof(struct twinfs_mirror_frame, f_crc)) ||
-	    f->f_flags || f->f_pad)
+	if (!twinfs_mirror_frame_ok(f))
 		return -EBADMSG;
 	len = le32_to_cpu(f->f_len);
 	if (len > max)

@@ -6,8 +6,13 @@
  * FUA and then ACKed.  Started and stopped through
  * /sys/fs/twinfs/mirror_target (root only):
  *
- *   start <port> <device> <keyfile>
+ *   start <port> <device> <keyfile> [rdma|tcp]
  *   stop
+ *
+ * With rdma (the default) the target also listens for rdma_cm on port + 1
+ * and offers RDMA to an owner that asks for it (mirror_rdma.c); the TCP
+ * connection of that owner then stays up beside the RDMA one, and its end
+ * ends both.
  *
  * Takeover: stop the target (it holds the device exclusively), then mount
  * the owner's file system with nvram=<device>,node=<owner's node>: the
@@ -49,6 +54,8 @@ struct twinfs_target {
 	u64 writes, conns, refused, resyncs;
 	struct sockaddr_in peer;
 	u32 owner_node;
+	bool rdma;			/* offering RDMA: listening on rdma_port */
+	u16 rdma_port;
 };
 
 static DEFINE_MUTEX(twinfs_target_lock);	/* twinfs_target */
@@ -58,12 +65,19 @@ static struct twinfs_target *twinfs_target;
 #define tgt_err(fmt, ...) pr_err_ratelimited("twinfs: mirror target: " fmt "\n", ##__VA_ARGS__)
 
 
+static int twinfs_target_frame(void *ctx, u16 type, u64 off, u32 len,
+			       const u8 *data);
+
 static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 {
 	struct twinfs_mirror_hello hello;
 	struct twinfs_mirror_frame f;
 	u8 chal[TWINFS_MIRROR_NONCE + TWINFS_MIRROR_MAC];
 	u8 mac[TWINFS_MIRROR_MAC];
+	struct twinfs_mirror_rdma_offer offer;
+	struct twinfs_rdma_session rs;
+	u64 epoch;
+	bool ask;
 	int err;
 
 	err = twinfs_mirror_recv(s, &f, &hello, sizeof(hello));
@@ -71,8 +85,10 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_HELLO ||
 	    le32_to_cpu(f.f_len) != sizeof(hello) ||
-	    le32_to_cpu(hello.h_version) != TWINFS_MIRROR_VERSION)
+	    le32_to_cpu(hello.h_version) != TWINFS_MIRROR_VERSION ||
+	    (le16_to_cpu(f.f_flags) & ~TWINFS_MIRROR_F_RDMA))
 		return -EBADMSG;
+	ask = le16_to_cpu(f.f_flags) & TWINFS_MIRROR_F_RDMA;
 	if (le64_to_cpu(hello.h_region_size) > t->size) {
 		tgt_err("owner's change memory (%llu bytes) does not fit %s (%llu bytes)",
 			le64_to_cpu(hello.h_region_size), t->device, t->size);
@@ -87,7 +103,7 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 	if (err)
 		return err;
 	if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_AUTH ||
-	    le32_to_cpu(f.f_len) != sizeof(mac))
+	    le32_to_cpu(f.f_len) != sizeof(mac) || f.f_flags)
 		return -EBADMSG;
 	err = twinfs_mirror_mac(&t->key, "twinfs-c", chal, hello.h_nonce,
 				chal + TWINFS_MIRROR_NONCE);
@@ -97,8 +113,30 @@ static int twinfs_target_handshake(struct twinfs_target *t, struct socket *s)
 		return -EKEYREJECTED;
 	t->owner_node = le32_to_cpu(hello.h_node_id);
 	/* Same session and a whole copy: the owner sends only what changed. */
-	return twinfs_mirror_send(s, TWINFS_MIRROR_READY,
-				  t->syncing ? 0 : t->epoch, 0, NULL, 0);
+	epoch = t->syncing ? 0 : t->epoch;
+	if (!ask || !t->rdma)
+		return twinfs_mirror_send(s, TWINFS_MIRROR_READY, epoch, 0, NULL,
+					  0);
+	/* Before READY: the owner connects as soon as it has the offer. */
+	memset(&rs, 0, sizeof(rs));
+	err = twinfs_mirror_mac(&t->key, "twinfs-r", hello.h_nonce, chal,
+				rs.token);
+	if (err)
+		return err;
+	rs.peer = t->peer;
+	rs.port = t->rdma_port;
+	rs.size = le64_to_cpu(hello.h_region_size);
+	rs.sock = s;
+	rs.frame = twinfs_target_frame;
+	rs.ctx = t;
+	twinfs_rdma_target_begin(&rs);
+	memzero_explicit(rs.token, sizeof(rs.token));
+	offer.o_port = cpu_to_le16(t->rdma_port);
+	offer.o_recv_depth = 0;
+	offer.o_flags = 0;
+	return twinfs_mirror_send_flags(s, TWINFS_MIRROR_READY,
+					TWINFS_MIRROR_F_RDMA, epoch, 0, &offer,
+					sizeof(offer));
 }
 
 static int twinfs_target_write(struct twinfs_target *t, u64 off,
@@ -139,19 +177,20 @@ static int twinfs_target_sync_begin(struct twinfs_target *t)
 }
 
 /* A WRITE: during a resync the header area goes to t->hdr only. */
-static int twinfs_target_apply(struct twinfs_target *t, u64 off, u32 len)
+static int twinfs_target_apply(struct twinfs_target *t, u64 off, u32 len,
+			       const u8 *data)
 {
 	u32 skip = 0;
 
 	if (t->syncing && off < TWINFS_CM_HDR_AREA) {
 		skip = min_t(u64, len, TWINFS_CM_HDR_AREA - off);
-		memcpy(t->hdr + off, t->buf, skip);
+		memcpy(t->hdr + off, data, skip);
 		if (!off && skip == TWINFS_CM_HDR_AREA)
 			t->hdr_seen = true;
 	}
 	if (skip == len)
 		return 0;
-	return twinfs_target_write(t, off + skip, t->buf + skip, len - skip);
+	return twinfs_target_write(t, off + skip, data + skip, len - skip);
 }
 
 /* Checks a request frame: 0, or why it is refused. */
@@ -174,14 +213,49 @@ static const char *twinfs_target_check(struct twinfs_target *t, u16 type,
 	}
 }
 
-/* Serves one owner until its connection ends. */
+/*
+ * One frame from the owner, over either transport (data: the WRITE's
+ * bytes): checked, then applied; the caller ACKs it on 0.  Frames come one
+ * at a time: the target thread's TCP loop, or the RDMA connection's
+ * completion work, never both (see twinfs_target_serve()).
+ */
+static int twinfs_target_frame(void *ctx, u16 type, u64 off, u32 len,
+			       const u8 *data)
+{
+	struct twinfs_target *t = ctx;
+	const char *why;
+	int err;
+
+	why = twinfs_target_check(t, type, off, len);
+	if (why) {
+		tgt_err("%s (type %u, %u bytes at %llu) from %pISpc; dropping it",
+			why, type, len, off, &t->peer);
+		return -EBADMSG;
+	}
+	if (type == TWINFS_MIRROR_SYNC_BEGIN) {
+		err = twinfs_target_sync_begin(t);
+	} else if (type == TWINFS_MIRROR_SYNC_DONE) {
+		err = twinfs_target_write(t, 0, t->hdr, TWINFS_CM_HDR_AREA);
+		if (!err) {
+			t->syncing = false;
+			t->epoch = twinfs_target_epoch(t);
+			t->resyncs++;
+			tgt_info("copy of node %u in %s is complete",
+				 t->owner_node, t->device);
+		}
+	} else {
+		err = twinfs_target_apply(t, off, len, data);
+		t->writes++;
+	}
+	return err;
+}
+
+/* Serves one owner until its connection ends.  Over RDMA nothing but the
+ * end of the connection comes here. */
 static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 {
 	struct twinfs_mirror_frame f;
-	const char *why;
-	u16 type;
-	u64 off;
-	u32 len;
+	const char *tr;
 	int err;
 
 	for (;;) {
@@ -193,32 +267,15 @@ static void twinfs_target_serve(struct twinfs_target *t, struct socket *s)
 					&t->peer);
 			return;
 		}
-		type = le16_to_cpu(f.f_type);
-		off = le64_to_cpu(f.f_off);
-		len = le32_to_cpu(f.f_len);
-		why = twinfs_target_check(t, type, off, len);
-		if (why) {
-			tgt_err("%s (type %u, %u bytes at %llu) from %pISpc; dropping it",
-				why, type, len, off, &t->peer);
+		tr = twinfs_rdma_target_transport();
+		if (tr && !strcmp(tr, "rdma")) {
+			tgt_err("frame over tcp from %pISpc while its rdma connection is up; dropping it",
+				&t->peer);
 			return;
 		}
-		if (type == TWINFS_MIRROR_SYNC_BEGIN) {
-			err = twinfs_target_sync_begin(t);
-		} else if (type == TWINFS_MIRROR_SYNC_DONE) {
-			err = twinfs_target_write(t, 0, t->hdr,
-						  TWINFS_CM_HDR_AREA);
-			if (!err) {
-				t->syncing = false;
-				t->epoch = twinfs_target_epoch(t);
-				t->resyncs++;
-				tgt_info("copy of node %u in %s is complete",
-					 t->owner_node, t->device);
-			}
-		} else {
-			err = twinfs_target_apply(t, off, len);
-			t->writes++;
-		}
-		if (err)
+		if (twinfs_target_frame(t, le16_to_cpu(f.f_type),
+					le64_to_cpu(f.f_off),
+					le32_to_cpu(f.f_len), t->buf))
 			return;
 		if (twinfs_mirror_send(s, TWINFS_MIRROR_ACK, le64_to_cpu(f.f_id),
 				       0, NULL, 0))
@@ -261,6 +318,8 @@ static int twinfs_target_thread(void *arg)
 			tgt_info("node %u at %pISpc went away", t->owner_node,
 				 &t->peer);
 		}
+		/* Its RDMA connection, if any, ends with it. */
+		twinfs_rdma_target_end();
 		mutex_lock(&twinfs_target_lock);
 		t->conn = NULL;
 		mutex_unlock(&twinfs_target_lock);
@@ -281,7 +340,8 @@ static void twinfs_target_free(struct twinfs_target *t)
 	kfree(t);
 }
 
-static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
+static int twinfs_target_start(u16 port, const char *dev, const char *keyfile,
+			       bool rdma)
 {
 	struct sockaddr_in sin = {
 		.sin_family = AF_INET,
@@ -337,16 +397,30 @@ static int twinfs_target_start(u16 port, const char *dev, const char *keyfile)
 		       port, err);
 		goto fail;
 	}
+	if (rdma) {
+		t->rdma_port = port + TWINFS_MIRROR_RDMA_PORT_DELTA;
+		err = t->rdma_port ? twinfs_rdma_listen(t->rdma_port) : -EINVAL;
+		if (err)
+			pr_warn("twinfs: mirror target: no rdma listener on port %u (%d); offering tcp only\n",
+				t->rdma_port, err);
+		t->rdma = !err;
+	}
 	t->thread = kthread_run(twinfs_target_thread, t, "twinfs-target");
 	if (IS_ERR(t->thread)) {
 		err = PTR_ERR(t->thread);
 		goto fail;
 	}
 	twinfs_target = t;
-	tgt_info("listening on port %u, copies into %s (%llu bytes)", port,
-		 dev, t->size);
+	if (t->rdma)
+		tgt_info("listening on port %u (rdma on %u), copies into %s (%llu bytes)",
+			 port, t->rdma_port, dev, t->size);
+	else
+		tgt_info("listening on port %u, copies into %s (%llu bytes)",
+			 port, dev, t->size);
 	return 0;
 fail:
+	if (t->rdma)
+		twinfs_rdma_unlisten();
 	twinfs_target_free(t);
 	return err;
 }
@@ -362,6 +436,8 @@ static void twinfs_target_stop(void)
 		kernel_sock_shutdown(t->conn, SHUT_RDWR);
 	twinfs_target = NULL;
 	mutex_unlock(&twinfs_target_lock);
+	if (t->rdma)
+		twinfs_rdma_unlisten();
 	kthread_stop(t->thread);
 	mutex_lock(&twinfs_target_lock);
 	tgt_info("stopped; %s is free", t->device);
@@ -370,14 +446,15 @@ static void twinfs_target_stop(void)
 
 int twinfs_target_command(const char *cmd)
 {
-	char dev[64], key[128];
+	char dev[64], key[128], tr[8] = "rdma";
 	unsigned int port;
-	int err = 0;
+	int err = 0, n;
 
 	mutex_lock(&twinfs_target_lock);
-	if (sscanf(cmd, "start %u %63s %127s", &port, dev, key) == 3 &&
-	    port && port < 65536)
-		err = twinfs_target_start(port, dev, key);
+	n = sscanf(cmd, "start %u %63s %127s %7s", &port, dev, key, tr);
+	if (n >= 3 && port && port < 65536 &&
+	    (!strcmp(tr, "rdma") || !strcmp(tr, "tcp")))
+		err = twinfs_target_start(port, dev, key, !strcmp(tr, "rdma"));
 	else if (sysfs_streq(cmd, "stop"))
 		twinfs_target_stop();
 	else
@@ -396,11 +473,13 @@ ssize_t twinfs_target_show(char *buf)
 	if (!t)
 		n = sysfs_emit(buf, "stopped\n");
 	else
-		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s copy=%s writes=%llu resyncs=%llu connections=%llu refused=%llu\n",
+		n = sysfs_emit(buf, "listening port=%u device=%s size=%llu serving=%s copy=%s writes=%llu resyncs=%llu connections=%llu refused=%llu rdma=%s transport=%s\n",
 			       t->port, t->device, t->size,
 			       t->conn ? "yes" : "no",
 			       t->syncing ? "partial" : "whole", t->writes,
-			       t->resyncs, t->conns, t->refused);
+			       t->resyncs, t->conns, t->refused,
+			       t->rdma ? "yes" : "no",
+			       twinfs_rdma_target_transport() ?: "none");
 	mutex_unlock(&twinfs_target_lock);
 	return n;
 }

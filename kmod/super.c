@@ -173,6 +173,8 @@ static int twinfs_show_options(struct seq_file *seq, struct dentry *root)
 		seq_show_option(seq, "cluster_key", sbi->opts.cluster_key);
 	if (sbi->opts.mirror_required)
 		seq_puts(seq, ",mirror=required");
+	if (sbi->opts.mirror_tcp)
+		seq_puts(seq, ",mirror_transport=tcp");
 	return 0;
 }
 
@@ -188,7 +190,14 @@ static const struct super_operations twinfs_sops = {
 };
 
 enum { Opt_errors, Opt_fault_inject, Opt_nvram, Opt_node, Opt_cp_interval,
-       Opt_partner, Opt_cluster_key, Opt_mirror, Opt_mirror_timeout };
+       Opt_partner, Opt_cluster_key, Opt_mirror, Opt_mirror_timeout,
+       Opt_mirror_transport };
+
+static const struct constant_table twinfs_param_mirror_transport[] = {
+	{ "auto",	0 },
+	{ "tcp",	1 },
+	{}
+};
 
 static const struct constant_table twinfs_param_mirror[] = {
 	{ "degraded",	0 },
@@ -212,6 +221,8 @@ static const struct fs_parameter_spec twinfs_param_spec[] = {
 	fsparam_string("cluster_key", Opt_cluster_key),
 	fsparam_enum("mirror", Opt_mirror, twinfs_param_mirror),
 	fsparam_u32("mirror_timeout_ms", Opt_mirror_timeout),
+	fsparam_enum("mirror_transport", Opt_mirror_transport,
+		     twinfs_param_mirror_transport),
 	{}
 };
 
@@ -243,6 +254,9 @@ static int twinfs_parse_param(struct fs_context *fc,
 		break;
 	case Opt_mirror:
 		opts->mirror_required = result.uint_32;
+		break;
+	case Opt_mirror_transport:
+		opts->mirror_tcp = result.uint_32;
 		break;
 	case Opt_mirror_timeout:
 		if (result.uint_32 < 100 || result.uint_32 > 600000)
@@ -533,9 +547,12 @@ static int __init twinfs_init(void)
 	err = twinfs_inode_cache_init();
 	if (err)
 		return err;
-	err = twinfs_sysfs_init();
+	err = twinfs_rdma_init();
 	if (err)
 		goto out_cache;
+	err = twinfs_sysfs_init();
+	if (err)
+		goto out_rdma;
 	twinfs_fault_module_init();
 	err = twinfs_genl_init();
 	if (err)
@@ -551,6 +568,8 @@ out_genl:
 out_fault:
 	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
+out_rdma:
+	twinfs_rdma_exit();
 out_cache:
 	twinfs_inode_cache_destroy();
 	return err;
@@ -562,6 +581,7 @@ static void __exit twinfs_exit(void)
 	twinfs_genl_exit();
 	twinfs_fault_module_exit();
 	twinfs_sysfs_exit();
+	twinfs_rdma_exit();
 	twinfs_inode_cache_destroy();
 }
 

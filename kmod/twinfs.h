@@ -49,6 +49,7 @@ struct twinfs_mount_opts {
 	char *partner;			/* mirror partner a.b.c.d[:port] */
 	char *cluster_key;		/* file holding the cluster key */
 	bool mirror_required;		/* mirror=required */
+	bool mirror_tcp;		/* mirror_transport=tcp: never RDMA */
 	u32 mirror_timeout_ms;		/* partner silent this long: gone */
 	u32 node;			/* this node's id (its CP area) */
 	u32 cp_interval_ms;		/* consistency point period */

@@ -44,7 +44,7 @@ void usage(std::ostream &os)
 	      "                    is loaded, else (or for non-root callers, with a\n"
 	      "                    warning) reads /sys/fs/twinfs/<device>/;\n"
 	      "                    --genl / --sysfs: only that way\n"
-	      "  target start PORT DEVICE KEYFILE [--transport tcp]\n"
+	      "  target start PORT DEVICE KEYFILE [--transport tcp|rdma]\n"
 	      "                    start the mirror target: keep a copy of an owner's\n"
 	      "                    change memory on DEVICE, listening on PORT\n"
 	      "  target stop       stop it (DEVICE is free for a takeover mount)\n"
@@ -210,7 +210,7 @@ int cmd_target(std::span<const std::string_view> args)
 				pos.push_back(args[i]);
 		}
 		if (pos.size() != 3)
-			return usage_error("target start PORT DEVICE KEYFILE [--transport tcp]");
+			return usage_error("target start PORT DEVICE KEYFILE [--transport tcp|rdma]");
 		const auto port = parse_number(pos[0], 65535);
 		if (!port || !*port)
 			return usage_error("target start: bad port '" + std::string(pos[0]) + "'");

@@ -78,7 +78,7 @@ enum twinfs_genl_attr {
 	TWINFS_A_PARTNER,		/* string: partner= of the mount */
 	TWINFS_A_MIRROR_STATE,		/* string: none, degraded, resyncing,
 					 * mirrored */
-	TWINFS_A_TRANSPORT,		/* string: tcp (rdma later) */
+	TWINFS_A_TRANSPORT,		/* string: tcp or rdma */
 	TWINFS_A_CM_DEVICE,		/* string: the change memory's device */
 	TWINFS_A_CM_USED,		/* u64: bytes */
 	TWINFS_A_CM_SIZE,		/* u64: bytes */

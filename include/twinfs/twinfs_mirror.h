@@ -30,6 +30,19 @@
  * as WRITEs (live WRITEs interleaved), then SYNC_DONE: the partner writes
  * the header it kept, and the copy is complete, before it ACKs.  A copy
  * left partial (the owner died mid-resync) is refused by a takeover mount.
+ *
+ * RDMA (Documentation/rdma-transport.md): an owner that may use it sets
+ * TWINFS_MIRROR_F_RDMA in HELLO's f_flags; a partner that offers it answers
+ * READY with the same flag and a struct twinfs_mirror_rdma_offer as payload.
+ * The owner then connects with rdma_cm to the offered port, its REQ
+ * carrying a struct twinfs_mirror_rdma_req whose token is
+ * HMAC-SHA256(key, "twinfs-r" | client nonce | server nonce), and the
+ * accepted connection's REP a struct twinfs_mirror_rdma_offer.  Over the
+ * RC queue pair the partner SENDs KEYS frames (its registered copy), the
+ * owner RDMA-WRITEs each range to the same offset of that copy and SENDs
+ * the WRITE frame without payload (f_len the length, f_data_crc 0); the
+ * partner SENDs the ACK as over TCP.  The TCP connection stays up; losing
+ * either one ends both.
  */
 #ifndef TWINFS_MIRROR_H
 #define TWINFS_MIRROR_H
@@ -51,10 +64,20 @@ enum twinfs_mirror_type {
 	TWINFS_MIRROR_READY = 4,
 	TWINFS_MIRROR_WRITE = 5,
 	TWINFS_MIRROR_ACK = 6,
-	/* 7 is reserved for the RDMA transport */
+	/* S -> C over RDMA: payload struct twinfs_mirror_rdma_mr[]; f_off is
+	 * the index of the first, f_id the number of regions in all. */
+	TWINFS_MIRROR_RDMA_KEYS = 7,
 	TWINFS_MIRROR_SYNC_BEGIN = 8,	/* f_off: header area bytes; ACKed */
 	TWINFS_MIRROR_SYNC_DONE = 9,	/* no payload; ACKed */
 };
+
+/* f_flags: HELLO, the owner can use RDMA; READY, the partner offers it. */
+#define TWINFS_MIRROR_F_RDMA	0x0001u
+/* f_flags of a KEYS frame: the last of the set. */
+#define TWINFS_MIRROR_F_LAST	0x0002u
+#define TWINFS_MIRROR_F_KNOWN	(TWINFS_MIRROR_F_RDMA | TWINFS_MIRROR_F_LAST)
+/* rdma_cm port of a target on TCP port p, unless it says otherwise. */
+#define TWINFS_MIRROR_RDMA_PORT_DELTA	1u
 
 struct twinfs_mirror_frame {
 	__le32 f_magic;
@@ -76,6 +99,36 @@ struct twinfs_mirror_hello {
 	__u8   h_nonce[TWINFS_MIRROR_NONCE];
 };
 
+/* READY payload with F_RDMA, and the private data of the REP. */
+struct twinfs_mirror_rdma_offer {
+	__le16 o_port;			/* rdma_cm port (RDMA_PS_TCP) */
+	__le16 o_recv_depth;		/* receives the partner keeps posted */
+	__le32 o_flags;			/* 0 */
+};
+
+/* Private data of the rdma_cm connection request (at most 56 bytes). */
+struct twinfs_mirror_rdma_req {
+	__le32 q_magic;			/* TWINFS_MIRROR_MAGIC */
+	__le16 q_version;		/* TWINFS_MIRROR_VERSION */
+	__le16 q_recv_depth;		/* receives the owner keeps posted */
+	__le32 q_node_id;
+	__le32 q_pad;
+	__u8   q_token[TWINFS_MIRROR_MAC];
+};
+
+/* One registered piece of the partner's copy; the pieces tile [0, size). */
+struct twinfs_mirror_rdma_mr {
+	__le64 m_iova;			/* address for RDMA WRITE */
+	__le32 m_rkey;
+	__le32 m_len;
+};
+
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_rdma_offer) == 8,
+		     "mirror rdma offer size");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_rdma_req) == 48,
+		     "mirror rdma request size");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_rdma_mr) == 16,
+		     "mirror rdma region size");
 TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_frame) == 40,
 		     "mirror frame header size");
 TWINFS_STATIC_ASSERT(sizeof(struct twinfs_mirror_hello) == 64,

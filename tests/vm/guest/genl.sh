@@ -100,9 +100,11 @@ run "$ctl" target stop
 [ "$("$ctl" target status)" = stopped ] || die "target not stopped after stop"
 grep -q '^stopped' /sys/fs/twinfs/mirror_target || die "sysfs: target still running"
 run "$ctl" target stop
-expect_kmsg EOPNOTSUPP "only the tcp transport" \
-	"$ctl" target start 7790 /dev/vdb /tmp/cluster.key --transport rdma
+expect_kmsg EOPNOTSUPP "must be tcp or rdma" \
+	"$ctl" target start 7790 /dev/vdb /tmp/cluster.key --transport carrier-pigeon
 run "$ctl" target start 7790 /dev/vdb /tmp/cluster.key --transport tcp
+grep -q ' rdma=no ' /sys/fs/twinfs/mirror_target ||
+	die "target started with --transport tcp offers rdma: $(cat /sys/fs/twinfs/mirror_target)"
 run "$ctl" target stop
 expect_kmsg ENOENT "did not start" "$ctl" target start 7790 /dev/nonexistent /tmp/cluster.key
 

@@ -21,11 +21,21 @@
 #   MIRROR_ROLE=badkey-owner    node A with the wrong key, hostile peers
 #                        (guest/mirror_peer.py), then the right key
 #   MIRROR_ROLE=badkey-partner  node B: the target until the host's /out/check
+#   MIRROR_ROLE=rdma-owner  node A, over Soft-RoCE (scenarios/74-mirror-rdma.sh):
+#                        a wrong rdma token (refused, falls back to tcp),
+#                        mirror_transport=tcp, then rdma; the latency of a
+#                        mirrored 4 KiB write + fsync over each; then the
+#                        host kills B under a workload: A must degrade
+#                        within mirror_timeout_ms and go on
+#   MIRROR_ROLE=rdma-partner  node B for rdma-owner: the target until killed
+#
+# MIRROR_TRANSPORT=rdma: both bring Soft-RoCE (rxe0) up on their link first
+# and the owner's mirror must say "rdma"; tcp (the default): no RDMA device.
 #
 # Environment: MIRROR_KEY (hex, the cluster key; badkey-owner also
 # MIRROR_BADKEY), MIRROR_PORT (7790), MIRROR_SEED, MIRROR_ITER,
 # MIRROR_WORKERS, MIRROR_RETAIN, MIRROR_MANIFEST (a host path, read-only
-# here), MIRROR_OPTS (extra mount options of the owner).
+# here), MIRROR_OPTS (extra mount options of the owner), MIRROR_TRANSPORT.
 . "$TWINFS_GUEST_LIB"
 
 here=$(dirname "$VM_SCRIPT")
@@ -33,6 +43,8 @@ wl=$here/crash_workload.py
 peer=$here/mirror_peer.py
 role=${MIRROR_ROLE:-}
 port=${MIRROR_PORT:-7790}
+transport=${MIRROR_TRANSPORT:-tcp}
+case $role in rdma-*) transport=rdma ;; esac
 A=10.0.0.1
 B=10.0.0.2
 tgt=/sys/fs/twinfs/mirror_target
@@ -61,6 +73,60 @@ setup_net() {
 	log "network: $ifc $1 mac $(cat "/sys/class/net/$ifc/address")" \
 		"(interfaces: $(ls /sys/class/net | tr '\n' ' '))"
 	echo "$ifc" > /out/netif
+	[ "$transport" != rdma ] || rxe_up "$ifc"
+}
+
+# rxe_up IFC: Soft-RoCE (rdma_rxe) on IFC as rxe0, ACTIVE.
+rxe_up() {
+	local st _
+	command -v rdma > /dev/null || die "no rdma tool (iproute2)"
+	run modprobe crc32_generic	# else: "failed to init crc32 algorithm err:-2"
+	run modprobe rdma_rxe
+	run rdma link add rxe0 type rxe netdev "$1"
+	for _ in $(seq 50); do
+		st=$(rdma link show rxe0/1 2>&1)
+		[[ "$st" == *"state ACTIVE"* ]] && break
+		sleep 0.1
+	done
+	[[ "$st" == *"state ACTIVE"* ]] || die "rxe0 is not ACTIVE: $st"
+	log "rdma link: $st"
+}
+
+# mirror_transport: the first word of the mirror line (rdma or tcp).
+mirror_transport() {
+	local l
+	read -r l < "$sys/mirror" || return 1
+	echo "${l%% *}"
+}
+
+# expect_transport T: the mirror says it uses T.
+expect_transport() {
+	local l
+	read -r l < "$sys/mirror"
+	[ "$(mirror_transport)" = "$1" ] ||
+		die "mirror transport is not $1: $l ($(dmesg | grep 'mirror' | tail -3 | tr '\n' '|'))"
+}
+
+# lat_test NAME N: N times a 4 KiB pwrite + fsync of one file on /mnt, each
+# a mirrored change-memory write; prints the percentiles in microseconds.
+lat_test() {
+	python3 -S - "$@" <<'PY'
+import os, sys, time
+name, n = sys.argv[1], int(sys.argv[2])
+fd = os.open("/mnt/lat-" + name, os.O_CREAT | os.O_WRONLY, 0o644)
+buf = os.urandom(4096)
+lat = []
+for i in range(n + 10):
+    t0 = time.perf_counter_ns()
+    os.pwrite(fd, buf, (i % 64) * 4096)
+    os.fsync(fd)
+    if i >= 10:
+        lat.append((time.perf_counter_ns() - t0) // 1000)
+os.close(fd)
+lat.sort()
+print("n=%d min=%d p50=%d p90=%d p99=%d max=%d us" % (n, lat[0], lat[n // 2],
+      lat[n * 9 // 10], lat[n * 99 // 100], lat[-1]))
+PY
 }
 
 # wait_ping IP SECS: the peer answers (it may still be booting).  The
@@ -153,6 +219,7 @@ owner)
 	dmesg_mark
 	mount_owner /tmp/cluster.key "${MIRROR_OPTS:-}"
 	wait_mirror mirrored 120
+	expect_transport "$transport"
 	save_sysfs /out/sysfs-mount.txt
 	log "mounted: $(grep -E '^(records_replayed|last_seq|cp_seq|cm_size|mirror)=' /out/sysfs-mount.txt | tr '\n' ' ')"
 	# The mirror state through the workload, for the host (a drop to
@@ -312,7 +379,112 @@ badkey-owner)
 	run umount /mnt
 	fsck_clean /dev/vda
 	;;
+rdma-partner)
+	setup_net $B
+	write_key /tmp/cluster.key "$MIRROR_KEY"
+	target_start /tmp/cluster.key
+	expect_dmesg "rdma on $((port + 1))"
+	# Until the host kills this guest: keep the log where it can see it.
+	while :; do
+		dmesg | grep 'twinfs' > /out/partner-dmesg.tmp
+		mv /out/partner-dmesg.tmp /out/partner-dmesg.txt
+		target_status > /out/target-final.txt
+		sleep 0.5
+	done
+	;;
+rdma-owner)
+	setup_net $A
+	write_key /tmp/cluster.key "$MIRROR_KEY"
+	wait_ping $B 120
+	tmo=${MIRROR_TIMEOUT_MS:-2000}
+	bad=/sys/module/twinfs/parameters/mirror_rdma_bad_token
+
+	# 1. A connection request with a wrong token: refused by B, A mirrors
+	# over tcp.
+	echo 1 > $bad || die "cannot set $bad"
+	dmesg_mark
+	mount_owner /tmp/cluster.key
+	wait_mirror mirrored 120
+	expect_transport tcp
+	expect_dmesg "refused the rdma connection"
+	expect_dmesg "no rdma to $B:$((port + 1)): the partner did not accept the connection"
+	echo 0 > $bad
+	read -r l < "$sys/mirror"
+	echo "hostile_token_line=$l" >> /out/rdma.txt
+	dmesg_since | grep 'mirror' | sed 's/^/  dmesg: /'
+	run umount /mnt
+
+	# 2. mirror_transport=tcp, then auto (rdma): the latency of a mirrored
+	# write over each.
+	for t in tcp rdma; do
+		o=mirror_timeout_ms=$tmo
+		[ $t = rdma ] || o+=,mirror_transport=tcp
+		dmesg_mark
+		mount_owner /tmp/cluster.key "$o"
+		wait_mirror mirrored 120
+		expect_transport $t
+		[ $t = tcp ] || expect_dmesg "mirror: rdma to $B:$((port + 1)) via rxe0 set up"
+		grep -q "mirror_transport=tcp" /proc/mounts || [ $t = rdma ] ||
+			die "mirror_transport=tcp not in /proc/mounts"
+		r=$(lat_test $t "${MIRROR_LAT_N:-300}") || die "latency test over $t failed"
+		log "mirrored 4 KiB write + fsync over $t: $r"
+		echo "lat_$t=$r" >> /out/rdma.txt
+		read -r l < "$sys/mirror"
+		echo "line_$t=$l" >> /out/rdma.txt
+		[ $t = rdma ] || run umount /mnt
+	done
+
+	# 3. B killed under a workload: A degrades within mirror_timeout_ms
+	# and its operations go on.
+	python3 -S - <<'PY' &
+import os, time
+lat, i = [], 0
+while not os.path.exists("/tmp/stop-writer"):
+    t0 = time.perf_counter_ns()
+    with open("/mnt/w%d" % (i % 200), "wb") as f:
+        f.write(os.urandom(2048))
+        os.fsync(f.fileno())
+    lat.append(((time.perf_counter_ns() - t0) // 1000, time.time()))
+    i += 1
+with open("/out/writer.txt", "w") as f:
+    for us, t in lat:
+        f.write("%d %.3f\n" % (us, t))
+PY
+	wpid=$!
+	sleep 2
+	[ "$(mirror_state)" = mirrored ] || die "not mirrored under the writer: $(cat $sys/mirror)"
+	t_req=$(date +%s%N)
+	: > /out/req-kill
+	while [ ! -e /out/done-kill ]; do sleep 0.05; done
+	t_killed=$(date +%s%N)
+	while [ "$(mirror_state)" != degraded ]; do
+		[ $((($(date +%s%N) - t_req) / 1000000)) -lt $((tmo + 10000)) ] ||
+			die "still $(cat $sys/mirror) $((tmo + 10000)) ms after B was killed"
+		sleep 0.05
+	done
+	t_deg=$(date +%s%N)
+	sleep 3	# the writer goes on with the local NVRAM
+	touch /tmp/stop-writer
+	wait $wpid || die "the writer failed"
+	read -r l < "$sys/mirror"
+	deg_ms=$(((t_deg - t_killed) / 1000000))
+	req_ms=$(((t_deg - t_req) / 1000000))
+	n_after=$(awk -v t="$((t_deg / 1000000000))" '$2 > t' /out/writer.txt | wc -l)
+	max_ms=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { printf "%d", m / 1000 }' /out/writer.txt)
+	log "B killed: degraded ${deg_ms} ms after A saw the kill (${req_ms} ms after asking for it); longest operation ${max_ms} ms; $n_after operations after; $l"
+	dmesg | grep 'mirror' | tail -4 | sed 's/^/  dmesg: /'
+	echo "degraded_ms=$deg_ms" >> /out/rdma.txt
+	echo "degraded_from_request_ms=$req_ms" >> /out/rdma.txt
+	echo "longest_op_ms=$max_ms" >> /out/rdma.txt
+	echo "ops_after_degraded=$n_after" >> /out/rdma.txt
+	echo "degraded_line=$l" >> /out/rdma.txt
+	[ "$deg_ms" -le "$((tmo + 1000))" ] || die "degraded only after $deg_ms ms (mirror_timeout_ms=$tmo)"
+	[ "$max_ms" -le "$((tmo + 2000))" ] || die "an operation took $max_ms ms (mirror_timeout_ms=$tmo)"
+	[ "$n_after" -gt 0 ] || die "no operation completed after the pair degraded"
+	run umount /mnt
+	fsck_clean /dev/vda
+	;;
 *)
-	die "MIRROR_ROLE must be owner, partner, badkey-owner or badkey-partner"
+	die "MIRROR_ROLE must be owner, partner, badkey-owner, badkey-partner, rdma-owner or rdma-partner"
 	;;
 esac
