@@ -15,7 +15,7 @@
 # verifies the last iteration, umounts, fsck, mounts again (nothing to
 # replay) and verifies again.
 #
-#   boots (= kills): 25; CRASH_KILLS=N: N; TWINFS_SOAK=1: 500
+#   boots (= kills): 18; CRASH_KILLS=N: N; TWINFS_SOAK=1: 500
 #   CRASH_SEED       base seed of the workloads and of the kill delays
 #   CRASH_CP_MS      cp_interval_ms for every boot (default: cycles through
 #                    the default 5000, 300 and 1000)
@@ -47,7 +47,7 @@ if [ -n "${CRASH_KILLS:-}" ]; then
 elif [ "${TWINFS_SOAK:-0}" = 1 ]; then
 	iters=500
 else
-	iters=25
+	iters=18
 fi
 [[ "$iters" =~ ^[1-9][0-9]*$ ]] || fail "CRASH_KILLS must be a positive number"
 # A boot takes 12-25 s here; do not start what run-all.sh's scenario
