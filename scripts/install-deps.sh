@@ -10,6 +10,8 @@ pkgs=(
 	catch2 libnl-genl-3-dev libsystemd-dev
 	clang libclang-rt-14-dev
 	python3 gnuplot-nox
+	corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev
+	libcorosync-common-dev libinih-dev nlohmann-json3-dev
 )
 
 missing=()
