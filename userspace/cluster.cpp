@@ -150,7 +150,7 @@ std::vector<std::uint8_t> encode(const Message &m)
 	w.u<std::uint64_t>(m.config_digest);
 	switch (m.type) {
 	case MsgType::State:
-		w.u<std::uint8_t>(m.synced ? 1 : 0);
+		w.u<std::uint8_t>(static_cast<std::uint8_t>((m.synced ? 1 : 0) | (m.quorate ? 2 : 0)));
 		w.u<std::uint64_t>(m.map.seq);
 		w.u<std::uint32_t>(static_cast<std::uint32_t>(m.map.fs.size()));
 		for (const auto &e : m.map.fs) {
@@ -196,7 +196,9 @@ Message decode(std::span<const std::uint8_t> payload)
 	switch (type) {
 	case static_cast<std::uint16_t>(MsgType::State): {
 		m.type = MsgType::State;
-		m.synced = r.u<std::uint8_t>("synced") != 0;
+		const auto flags = r.u<std::uint8_t>("flags");
+		m.synced = flags & 1;
+		m.quorate = flags & 2;
 		m.map.seq = r.u<std::uint64_t>("map seq");
 		const auto n = r.u<std::uint32_t>("entry count");
 		if (n > kMaxEntries)
@@ -274,7 +276,11 @@ void ClusterState::on_confchg(std::span<const NodeId> members, std::span<const N
 	members_.assign(members.begin(), members.end());
 	std::sort(members_.begin(), members_.end());
 	members_.erase(std::unique(members_.begin(), members_.end()), members_.end());
+	// A new round; messages queued in an unfinished one stay queued (the
+	// States of this round do not reflect them).
 	state_senders_.clear();
+	states_.clear();
+	round_ = true;
 	if (!synced_)
 		return;
 	for (NodeId n : left)
@@ -336,12 +342,13 @@ void ClusterState::init_from_config()
 	synced_ = true;
 }
 
-Message ClusterState::state_message() const
+Message ClusterState::state_message(bool quorate) const
 {
 	Message m;
 	m.type = MsgType::State;
 	m.config_digest = cfg_.digest();
 	m.synced = synced_;
+	m.quorate = quorate;
 	if (synced_)
 		m.map = map_;
 	return m;
@@ -353,27 +360,47 @@ std::string ClusterState::on_message(const Message &m)
 		mismatch_ = "node " + std::to_string(m.sender) +
 			    " has a different configuration (nodes, pairs or file systems)";
 	if (m.type != MsgType::State) {
-		if (synced_)
-			return apply(m);
-		queued_.push_back(m);
-		return {};
+		if (round_) {
+			queued_.push_back(m);
+			return {};
+		}
+		return synced_ ? apply(m) : std::string();
 	}
-	if (synced_)
+	if (!round_ || !state_senders_.insert(m.sender).second)
 		return {};
-	state_senders_.insert(m.sender);
+	states_.push_back(m);
+	if (!std::includes(state_senders_.begin(), state_senders_.end(), members_.begin(),
+			   members_.end()))
+		return {};
+	// The round is complete: every member chooses the same map.
+	const Message *pick = nullptr;
+	for (const auto &st : states_)
+		if (st.synced && st.quorate) {
+			pick = &st;
+			break;
+		}
+	if (!pick)
+		for (const auto &st : states_)
+			if (st.synced) {
+				pick = &st;
+				break;
+			}
 	std::string what;
-	if (m.synced) {
-		map_ = m.map;
-		synced_ = true;
-		what = "synchronized: ownership map from node " + std::to_string(m.sender);
-	} else if (std::includes(state_senders_.begin(), state_senders_.end(), members_.begin(),
-				 members_.end())) {
+	if (pick) {
+		if (!synced_)
+			what = "synchronized: ownership map from node " + std::to_string(pick->sender);
+		else if (!(pick->map == map_))
+			what = "membership merge: ownership map of node " +
+			       std::to_string(pick->sender) + " replaces this node's";
+		map_ = pick->map;
+	} else {
 		init_from_config();
 		what = "synchronized: cluster start, ownership map from the configuration";
-	} else {
-		return {};
 	}
-	// What was delivered since joining, on top of the map: the epochs
+	synced_ = true;
+	round_ = false;
+	states_.clear();
+	// What was delivered during the round, on top of the map: the epochs
 	// make each message apply to exactly the state it was sent about.
 	for (const auto &q : queued_)
 		apply(q);
@@ -454,7 +481,7 @@ std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate
 			 const LocalState &local)
 {
 	std::vector<Action> out;
-	if (!cs.synced())
+	if (!cs.synced() || cs.in_round())
 		return out;
 	const NodeId me = cs.me();
 	const auto &map = cs.map();

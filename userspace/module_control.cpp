@@ -108,7 +108,61 @@ private:
 	fs::path root_;
 };
 
+class DryRunModuleControl final : public ModuleControl {
+public:
+	explicit DryRunModuleControl(std::function<void(const std::string &)> log)
+		: log_(std::move(log))
+	{
+	}
+	void start_target(std::uint16_t port, const std::string &nvram,
+			  const std::string &keyfile) override
+	{
+		log_("dry run: mirror_target: start " + std::to_string(port) + " " + nvram + " " +
+		     keyfile);
+		target_ = "listening port=" + std::to_string(port) + " device=" + nvram;
+	}
+	void stop_target() override
+	{
+		if (target_ != "stopped")
+			log_("dry run: mirror_target: stop");
+		target_ = "stopped";
+	}
+	void mount(const MountSpec &spec) override
+	{
+		std::error_code ec;
+		fs::create_directories(spec.mountpoint, ec);
+		log_("dry run: mount -t twinfs -o " + mount_options(spec) + " " + spec.device + " " +
+		     spec.mountpoint);
+	}
+	void takeover(const MountSpec &spec) override
+	{
+		stop_target();
+		mount(spec);
+	}
+	void relinquish(const std::string &mountpoint) override
+	{
+		log_("dry run: umount " + mountpoint);
+	}
+	ModuleStatus status() const override
+	{
+		ModuleStatus st;
+		st.loaded = true;
+		st.target = target_;
+		return st;
+	}
+
+private:
+	std::function<void(const std::string &)> log_;
+	std::string target_ = "stopped";
+};
+
 } // namespace
+
+std::unique_ptr<ModuleControl> make_dry_run_module_control(
+	std::function<void(const std::string &)> log)
+{
+	return std::make_unique<DryRunModuleControl>(std::move(log));
+}
 
 std::string mount_options(const MountSpec &spec)
 {

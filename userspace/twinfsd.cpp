@@ -38,6 +38,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -159,6 +160,8 @@ void usage(std::ostream &os)
 	   << kDefaultConfigPath
 	   << ")\n"
 	      "  -t, --check        check the configuration and exit\n"
+	      "  -n, --dry-run      log what would be done to twinfs.ko, do nothing\n"
+	      "                     (tests of the membership logic)\n"
 	      "  -f, --foreground   stay in the foreground, log to standard error\n"
 	      "                     (as under systemd, see twinfsd.service)\n"
 	      "  -h, --help         show this help\n"
@@ -168,6 +171,7 @@ void usage(std::ostream &os)
 struct Options {
 	bool foreground = false;
 	bool check = false;
+	bool dry_run = false;	// --dry-run: no twinfs.ko (testing)
 	std::string config{kDefaultConfigPath};
 };
 
@@ -362,7 +366,7 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 								       now, {}, -1, -1});
 	}
 	// Each member multicasts its State after every change (cluster.hpp).
-	send(cs_->state_message());
+	send(cs_->state_message(quorum_.quorate()));
 	dirty_ = true;
 }
 
@@ -430,13 +434,19 @@ void Daemon::after_message()
 			t.first_op_ms = run.first_op_ms;
 			t.total_ms = ms_between(run.t0, now);
 			last_takeover_ = t;
-			log(LOG_NOTICE, name + ": taken over from node " + std::to_string(run.from) +
-						": first operation " + std::to_string(t.first_op_ms) +
-						" ms after the membership change (fence confirmed at " +
-						std::to_string(t.fence_ms) + " ms, mount " +
-						std::to_string(t.mount_ms) + " ms), announced at " +
-						std::to_string(t.total_ms) + " ms; corosync token timeout " +
-						(token_ms_ ? std::to_string(*token_ms_) + " ms" : "unknown"));
+			if (t.fence_ms < 0)
+				log(LOG_NOTICE, name + ": taken back from node " +
+							std::to_string(run.from) + " (released, no fence): mount " +
+							std::to_string(t.mount_ms) + " ms, announced at " +
+							std::to_string(t.total_ms) + " ms");
+			else
+				log(LOG_NOTICE, name + ": taken over from node " + std::to_string(run.from) +
+							": first operation " + std::to_string(t.first_op_ms) +
+							" ms after the membership change (fence confirmed at " +
+							std::to_string(t.fence_ms) + " ms, mount " +
+							std::to_string(t.mount_ms) + " ms), announced at " +
+							std::to_string(t.total_ms) + " ms; corosync token timeout " +
+							(token_ms_ ? std::to_string(*token_ms_) + " ms" : "unknown"));
 			local_.busy.erase(name);
 			it = takeovers_.erase(it);
 			continue;
@@ -447,6 +457,15 @@ void Daemon::after_message()
 			continue;
 		}
 		++it;
+	}
+	for (auto it = local_.fencing.begin(); it != local_.fencing.end();) {
+		const NodeId n = *it;
+		const bool running = std::any_of(fences_.begin(), fences_.end(),
+						 [n](const FenceJob &j) { return j.node == n; });
+		if (!running && !cs_->map().is_unfenced(n))
+			it = local_.fencing.erase(it);
+		else
+			++it;
 	}
 	for (auto it = releasing_.begin(); it != releasing_.end();) {
 		const FsEntry *e = cs_->map().find(*it);
@@ -636,9 +655,13 @@ void Daemon::reap_children()
 			m.seq = it->seq;
 			m.ok = ok;
 			send(m);
-			local_.fencing.erase(it->node);
-			if (!ok)
+			// After a success the node stays in `fencing` until our
+			// FENCED is delivered (after_message), or it would be
+			// fenced again meanwhile.
+			if (!ok) {
+				local_.fencing.erase(it->node);
 				back_off("fence::" + std::to_string(it->node), std::chrono::seconds(2));
+			}
 			fences_.erase(it);
 			dirty_ = true;
 			break;
@@ -906,7 +929,9 @@ int serve(const Options &opts)
 		g_timestamps = !std::getenv("JOURNAL_STREAM");
 
 	log(LOG_INFO, "version " + std::string(twinfs::kVersion) + " starting with " + opts.config);
-	auto ctl = twinfs::make_sysfs_module_control();
+	auto ctl = opts.dry_run ? twinfs::make_dry_run_module_control(
+					  [](const std::string &m) { log(LOG_INFO, m); })
+				: twinfs::make_sysfs_module_control();
 	Daemon d(cfg, *ctl);
 	return d.run();
 }
@@ -926,6 +951,10 @@ int run(std::span<const std::string_view> args)
 		}
 		if (arg == "-f" || arg == "--foreground") {
 			opts.foreground = true;
+			continue;
+		}
+		if (arg == "-n" || arg == "--dry-run") {
+			opts.dry_run = true;
 			continue;
 		}
 		if (arg == "-t" || arg == "--check") {

@@ -85,14 +85,14 @@ public:
 	// A new view: confchg to each member in it, then each multicasts its
 	// State (as twinfsd does), delivered in sender order.
 	void view(std::vector<NodeId> members, std::vector<NodeId> left,
-		  std::vector<NodeId> joined)
+		  std::vector<NodeId> joined, bool quorate = true)
 	{
 		deliver();
 		view_ = members;
 		for (NodeId n : members)
 			get(n).cs.on_confchg(members, left, joined);
 		for (NodeId n : members)
-			send(n, get(n).cs.state_message());
+			send(n, get(n).cs.state_message(quorate));
 	}
 	void send(NodeId from, Message m)
 	{
@@ -206,6 +206,7 @@ TEST_CASE("messages survive the wire format; malformed ones are refused", "[clus
 	m.type = MsgType::State;
 	m.config_digest = 0x1122334455667788ULL;
 	m.synced = true;
+	m.quorate = true;
 	m.map.seq = 7;
 	m.map.fs.push_back({"home", FsState::Fenced, 1, 2, 9, true});
 	m.map.unfenced.push_back({3, 4});
@@ -214,6 +215,7 @@ TEST_CASE("messages survive the wire format; malformed ones are refused", "[clus
 	CHECK(d.type == MsgType::State);
 	CHECK(d.config_digest == m.config_digest);
 	CHECK(d.synced);
+	CHECK(d.quorate);
 	CHECK(d.map == m.map);
 
 	Message f;
@@ -557,4 +559,69 @@ TEST_CASE("takeover steps: fence, confirm, stop target, mount, serve, announce",
 	CHECK(g.advance(true) == TakeoverStep::Mount);
 	CHECK(g.advance(false) == TakeoverStep::Failed);
 	CHECK(g.finished());
+}
+
+TEST_CASE("a partition merge: every member takes the quorate side's map", "[cluster]")
+{
+	const Config c = parse_config(kConf);
+	ClusterState n1(c, 1), n2(c, 2), n3(c, 3);
+	auto to = [](std::vector<ClusterState *> members, Message m, NodeId from) {
+		m = decode(encode(m));
+		m.sender = from;
+		for (auto *cs : members)
+			cs->on_message(m);
+	};
+	auto round = [&](std::vector<ClusterState *> members, std::vector<NodeId> ids,
+			 std::vector<bool> quorate) {
+		std::vector<Message> states;
+		for (auto *cs : members)
+			states.push_back(cs->state_message(quorate[states.size()]));
+		for (size_t i = 0; i < states.size(); i++)
+			to(members, states[i], ids[i]);
+	};
+	for (auto *cs : {&n1, &n2, &n3})
+		cs->on_confchg(std::vector<NodeId>{1, 2, 3}, {}, std::vector<NodeId>{1, 2, 3});
+	round({&n1, &n2, &n3}, {1, 2, 3}, {true, true, true});
+	REQUIRE(n1.map() == n3.map());
+
+	// The network splits {1} | {2 3}: 2 and 3 are quorate, fence 1 (as
+	// far as they know) and 2 takes "home" over; 1 alone is not quorate.
+	n1.on_confchg(std::vector<NodeId>{1}, std::vector<NodeId>{2, 3}, {});
+	round({&n1}, {1}, {false});
+	for (auto *cs : {&n2, &n3})
+		cs->on_confchg(std::vector<NodeId>{2, 3}, std::vector<NodeId>{1}, {});
+	round({&n2, &n3}, {2, 3}, {true, true});
+	Message f;
+	f.type = MsgType::Fenced;
+	f.node = 1;
+	f.seq = n2.map().unfenced.at(0).seq;
+	f.ok = true;
+	to({&n2, &n3}, f, 2);
+	Message o;
+	o.type = MsgType::Owned;
+	o.fs = "home";
+	o.epoch = n2.map().find("home")->epoch;
+	to({&n2, &n3}, o, 2);
+	REQUIRE(n3.map().find("home")->holder == 2u);
+	REQUIRE(n1.map().find("home")->holder == 1u);
+	// A plan of the minority does nothing (not quorate).
+	CHECK(plan(n1, c, false, {}).empty());
+
+	// The split heals (before the fence hit node 1): one view again.  The
+	// State of node 1 comes first in the agreed order, but it was not
+	// quorate: all take the map of node 2.
+	for (auto *cs : {&n1, &n2, &n3})
+		cs->on_confchg(std::vector<NodeId>{1, 2, 3}, {}, {});
+	CHECK(n1.in_round());
+	CHECK(plan(n2, c, true, {}).empty());	// nothing during a round
+	round({&n1, &n2, &n3}, {1, 2, 3}, {false, true, true});
+	CHECK_FALSE(n1.in_round());
+	CHECK(n1.map() == n2.map());
+	CHECK(n3.map() == n2.map());
+	CHECK(n1.map().find("home")->holder == 2u);
+	// Node 1 still has it mounted: it must let go.
+	LocalState l1;
+	l1.mounted.insert("home");
+	CHECK(plan(n1, c, true, l1) ==
+	      std::vector<Action>{{ActionKind::Unmount, "home", 2, n1.map().find("home")->epoch}});
 }

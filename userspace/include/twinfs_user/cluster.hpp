@@ -87,6 +87,7 @@ struct Message {
 	std::uint64_t config_digest = 0;
 	// State
 	bool synced = false;
+	bool quorate = false;		// the sender's partition, when it sent it
 	OwnershipMap map;
 	// Fenced: node, seq (Unfenced::seq), ok
 	NodeId node = 0;
@@ -111,10 +112,13 @@ public:
 	ClusterState(const Config &cfg, NodeId me);
 
 	// A CPG configuration change: the members after it (any order).
-	// After every change each member multicasts its state_message(): an
-	// unsynced member adopts the map of the first synced sender, or,
-	// when every member of the view says it is unsynced (cluster start),
-	// all build the same initial map from the configuration.
+	// After every change each member multicasts its state_message(); the
+	// round ends when the States of every member are delivered.  Then
+	// every member (synced or not) takes the same map: that of the first
+	// State from a synced and quorate sender, else from a synced one
+	// (after a partition merge the maps may differ), else, at cluster
+	// start, the configuration's; and replays on it the other messages
+	// delivered during the round.  No action is planned during a round.
 	void on_confchg(std::span<const NodeId> members, std::span<const NodeId> left,
 			std::span<const NodeId> joined);
 	// A delivered message.  Returns a line for the log when the message
@@ -122,9 +126,11 @@ public:
 	std::string on_message(const Message &m);
 
 	// The State message this member multicasts after a change.
-	Message state_message() const;
+	Message state_message(bool quorate) const;
 
 	bool synced() const { return synced_; }
+	// Between a configuration change and the end of its State round.
+	bool in_round() const { return round_; }
 	const OwnershipMap &map() const { return map_; }
 	const std::vector<NodeId> &members() const { return members_; }
 	NodeId me() const { return me_; }
@@ -147,9 +153,11 @@ private:
 	std::vector<NodeId> members_;	// sorted
 	OwnershipMap map_;
 	bool synced_ = false;
-	// While not synced: the State messages of this view and the other
-	// messages since joining (replayed onto the map a State brings).
+	bool round_ = false;
+	// The State messages of this round, in delivery order, and the other
+	// messages delivered since the round began (replayed onto its map).
 	std::set<NodeId> state_senders_;
+	std::vector<Message> states_;
 	std::vector<Message> queued_;
 	std::string mismatch_;
 };

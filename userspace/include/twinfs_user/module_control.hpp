@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,5 +57,11 @@ public:
 // Today's interfaces: /sys/fs/twinfs/mirror_target and mount(2).
 std::unique_ptr<ModuleControl> make_sysfs_module_control(
 	std::filesystem::path sysfs_root = "/sys/fs/twinfs");
+
+// Touches no module: logs each call through `log`, keeps the state it would
+// have (mountpoints are created, nothing is mounted).  For testing the
+// daemon's membership logic on machines without twinfs.ko.
+std::unique_ptr<ModuleControl> make_dry_run_module_control(
+	std::function<void(const std::string &)> log);
 
 } // namespace twinfs
