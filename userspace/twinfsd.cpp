@@ -330,6 +330,7 @@ private:
 	std::vector<FenceJob> fences_;
 	std::set<std::string> releasing_;
 	std::optional<TakeoverTimes> last_takeover_;
+	std::string last_summary_;
 };
 
 // ---- events ------------------------------------------------------------
@@ -739,6 +740,16 @@ void Daemon::write_status()
 	in.last_takeover = last_takeover_;
 	in.time = std::time(nullptr);
 	const std::string text = status_json(in);
+	// systemctl status shows a one-line summary.
+	std::string summary = std::string(quorum_.quorate() ? "quorate" : "NOT quorate") +
+			      ", members " + join_ids(cs_->members()) + ", leader " +
+			      std::to_string(cs_->leader().value_or(0)) + ", serving";
+	for (const auto &n : local_.mounted)
+		summary += " " + n;
+	if (ready_ && summary != last_summary_) {
+		notify("STATUS=" + summary);
+		last_summary_ = summary;
+	}
 	namespace fs = std::filesystem;
 	const fs::path p = cfg_.status_file;
 	std::error_code ec;
