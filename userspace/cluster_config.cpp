@@ -350,6 +350,31 @@ Config parse_config(std::string_view text, std::string_view origin)
 	return c;
 }
 
+std::vector<std::string> fence_argv(const std::string &cmd, const Node &n)
+{
+	std::vector<std::string> argv;
+	std::istringstream in(cmd);
+	std::string w;
+	while (in >> w) {
+		std::string out;
+		for (size_t i = 0; i < w.size(); i++) {
+			if (w[i] != '%' || i + 1 == w.size()) {
+				out += w[i];
+				continue;
+			}
+			switch (w[++i]) {
+			case 'n': out += n.name; break;
+			case 'i': out += std::to_string(n.id); break;
+			case 'a': out += n.address; break;
+			case '%': out += '%'; break;
+			default: out += '%'; out += w[i]; break;
+			}
+		}
+		argv.push_back(out);
+	}
+	return argv;
+}
+
 Config load_config(const std::string &path)
 {
 	std::ifstream in(path);

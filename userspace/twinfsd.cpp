@@ -207,33 +207,6 @@ std::string join_ids(std::span<const NodeId> ids)
 	return "[" + s + "]";
 }
 
-// The fence command's argv: the configured words with %n (node name), %i
-// (node id), %a (address) and %% substituted.
-std::vector<std::string> fence_argv(const std::string &cmd, const Node &n)
-{
-	std::vector<std::string> argv;
-	std::istringstream in(cmd);
-	std::string w;
-	while (in >> w) {
-		std::string out;
-		for (size_t i = 0; i < w.size(); i++) {
-			if (w[i] != '%' || i + 1 == w.size()) {
-				out += w[i];
-				continue;
-			}
-			switch (w[++i]) {
-			case 'n': out += n.name; break;
-			case 'i': out += std::to_string(n.id); break;
-			case 'a': out += n.address; break;
-			case '%': out += '%'; break;
-			default: out += '%'; out += w[i]; break;
-			}
-		}
-		argv.push_back(out);
-	}
-	return argv;
-}
-
 // The mountpoints with a twinfs mount (from /proc/self/mounts).
 std::vector<std::string> twinfs_mounts()
 {

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "twinfs_user/cluster.hpp"
+#include "twinfs_user/cluster_status.hpp"
+
+#include <nlohmann/json.hpp>
 
 using namespace twinfs::cluster;
 
@@ -624,4 +627,65 @@ TEST_CASE("a partition merge: every member takes the quorate side's map", "[clus
 	l1.mounted.insert("home");
 	CHECK(plan(n1, c, true, l1) ==
 	      std::vector<Action>{{ActionKind::Unmount, "home", 2, n1.map().find("home")->epoch}});
+}
+
+TEST_CASE("fence command words: %n %i %a %%", "[cluster]")
+{
+	Node n;
+	n.id = 7;
+	n.name = "gamma";
+	n.address = "10.1.2.3";
+	CHECK(fence_argv("/usr/sbin/fence_xvm  -o off -H %n", n) ==
+	      std::vector<std::string>{"/usr/sbin/fence_xvm", "-o", "off", "-H", "gamma"});
+	CHECK(fence_argv("f --id=%i --ip %a 100%% %x %", n) ==
+	      std::vector<std::string>{"f", "--id=7", "--ip", "10.1.2.3", "100%", "%x", "%"});
+	CHECK(fence_argv("   ", n).empty());
+}
+
+TEST_CASE("status file: the documented JSON", "[cluster]")
+{
+	const Config c = parse_config(kConf);
+	Bus bus(c);
+	for (NodeId n : {1, 2})
+		bus.add(n);
+	bus.view({1, 2}, {}, {1, 2});
+	bus.deliver();
+	LocalState local;
+	local.mounted.insert("home");
+	StatusInput in;
+	in.cfg = &c;
+	in.cs = &bus.get(1).cs;
+	in.local = &local;
+	in.quorate = true;
+	in.ring_seq = 14;
+	in.token_ms = 3000;
+	in.module.loaded = true;
+	in.module.target = "stopped";
+	in.module.mirror["vda"] = "tcp 10.0.0.2:7790 mirrored writes=5 resyncs=1";
+	in.last_takeover = TakeoverTimes{"home", 2, 200, 900, 1100, 1150};
+	in.time = 1700000000;
+	const auto j = nlohmann::json::parse(status_json(in));
+	CHECK(j["format"] == 1);
+	CHECK(j["node"]["name"] == "a");
+	CHECK(j["synced"] == true);
+	CHECK(j["quorate"] == true);
+	CHECK(j["leader"]["id"] == 1);
+	CHECK(j["token_timeout_ms"] == 3000);
+	CHECK(j["lost_quorum"] == "freeze");
+	REQUIRE(j["members"].size() == 2);
+	CHECK(j["members"][1]["name"] == "b");
+	REQUIRE(j["filesystems"].size() == 2);
+	const auto &f = j["filesystems"][1];	// sorted: data, home
+	CHECK(f["name"] == "home");
+	CHECK(f["state"] == "serving");
+	CHECK(f["holder"]["name"] == "a");
+	CHECK(f["target"].is_null());
+	CHECK(f["mounted_here"] == true);
+	CHECK(f["mirror"] == "tcp 10.0.0.2:7790 mirrored writes=5 resyncs=1");
+	CHECK(j["filesystems"][0]["state"] == "waiting");
+	CHECK(j["filesystems"][0]["mirror"].is_null());
+	CHECK(j["unfenced"].empty());
+	CHECK(j["mirror_target"] == "stopped");
+	CHECK(j["last_takeover"]["first_op_ms"] == 1100);
+	CHECK(j["last_takeover"]["from"]["name"] == "b");
 }

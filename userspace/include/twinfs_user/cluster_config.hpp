@@ -86,4 +86,8 @@ Config load_config(const std::string &path);
 
 std::string_view to_string(LostQuorumPolicy p);
 
+// The fence command's argv for node n: fence_command split on blanks, with
+// %n (node name), %i (node id), %a (address) and %% substituted.
+std::vector<std::string> fence_argv(const std::string &fence_command, const Node &n);
+
 } // namespace twinfs::cluster
