@@ -252,6 +252,8 @@ Config parse_config(std::string_view text, std::string_view origin)
 			}
 			if (auto f = v.opt("status_file"))
 				c.status_file = *f;
+			if (auto f = v.opt("control_socket"))
+				c.control_socket = *f;
 			if (auto g = v.opt("group")) {
 				if (g->empty() || g->size() > 127)
 					v.fail("group must be 1 to 127 characters");

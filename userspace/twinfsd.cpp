@@ -280,8 +280,12 @@ private:
 	void reap_children();
 	void takeover(const Action &a);
 	void after_message();
+	std::string status_text();
 	void write_status();
 	void shutdown();
+	void open_control_socket(std::optional<Fd> &fd) const;
+	void serve_control(int listen_fd);
+	std::string control_command(std::string_view req);
 	MountSpec spec_for(const FileSystem &f, bool takeover_copy) const;
 	bool backing_off(const std::string &key) const;
 	void back_off(const std::string &key, std::chrono::milliseconds d);
@@ -700,7 +704,7 @@ void Daemon::takeover(const Action &a)
 
 // ---- status ------------------------------------------------------------
 
-void Daemon::write_status()
+std::string Daemon::status_text()
 {
 	StatusInput in;
 	in.cfg = &cfg_;
@@ -712,7 +716,12 @@ void Daemon::write_status()
 	in.module = ctl_.status();
 	in.last_takeover = last_takeover_;
 	in.time = std::time(nullptr);
-	const std::string text = status_json(in);
+	return status_json(in);
+}
+
+void Daemon::write_status()
+{
+	const std::string text = status_text();
 	// systemctl status shows a one-line summary.
 	std::string summary = std::string(quorum_.quorate() ? "quorate" : "NOT quorate") +
 			      ", members " + join_ids(cs_->members()) + ", leader " +
@@ -781,6 +790,94 @@ void Daemon::shutdown()
 	cpg_.leave();
 }
 
+// ---- control socket ----------------------------------------------------
+//
+// A SOCK_SEQPACKET unix socket (mode 0600): one request per message, one
+// reply.  "status": the status JSON.  "giveback FS": multicast GIVEBACK;
+// its holder releases it and the pair's owner mounts it.  Replies start
+// with "ok" or "error".
+
+void Daemon::open_control_socket(std::optional<Fd> &fd) const
+{
+	const std::string &path = cfg_.control_socket;
+	if (path.empty())
+		return;
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(addr.sun_path))
+		throw std::runtime_error("control_socket " + path + ": path too long");
+	std::memcpy(addr.sun_path, path.c_str(), path.size());
+	std::error_code ec;
+	std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+	fd.emplace(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+	if (fd->get() < 0)
+		throw sys_error("socket AF_UNIX");
+	::unlink(path.c_str());
+	const mode_t old = ::umask(077);
+	const int rc = ::bind(fd->get(), reinterpret_cast<const sockaddr *>(&addr), sizeof(addr));
+	::umask(old);
+	if (rc < 0)
+		throw sys_error("bind " + path);
+	if (::listen(fd->get(), 8) < 0)
+		throw sys_error("listen " + path);
+}
+
+std::string Daemon::control_command(std::string_view req)
+{
+	while (!req.empty() && (req.back() == '\n' || req.back() == ' '))
+		req.remove_suffix(1);
+	if (req == "status")
+		return "ok\n" + status_text();
+	if (req.starts_with("giveback ")) {
+		const std::string name(req.substr(9));
+		const FsEntry *e = cs_->map().find(name);
+		const FileSystem *f = cfg_.filesystem(name);
+		if (!e || !f)
+			return "error: no file system '" + name + "'\n";
+		const Pair *p = cfg_.pair(f->pair);
+		if (!cs_->synced() || !quorum_.quorate())
+			return "error: not synchronized or not quorate\n";
+		if (e->state != FsState::Serving || !p || e->holder == p->owner)
+			return "error: " + name + " is " + std::string(to_string(e->state)) +
+			       " on node " + std::to_string(e->holder) + ": nothing to give back\n";
+		if (!cs_->is_member(p->owner))
+			return "error: node " + std::to_string(p->owner) + " is not a member\n";
+		Message m;
+		m.type = MsgType::Giveback;
+		m.fs = name;
+		m.epoch = e->epoch;
+		send(m);
+		log(LOG_NOTICE, name + ": giveback to node " + std::to_string(p->owner) +
+					" asked on the control socket");
+		return "ok: giveback of " + name + " to node " + std::to_string(p->owner) + " asked\n";
+	}
+	return "error: unknown request (status, giveback FS)\n";
+}
+
+void Daemon::serve_control(int listen_fd)
+{
+	for (;;) {
+		Fd c(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+		if (c.get() < 0)
+			return;	// EAGAIN: no more
+		// A short timeout: a client that connects and says nothing
+		// must not stall the loop.
+		const timeval tv{1, 0};
+		::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char buf[512];
+		const ssize_t n = ::recv(c.get(), buf, sizeof(buf), 0);
+		if (n <= 0)
+			continue;
+		std::string reply;
+		try {
+			reply = control_command(std::string_view(buf, static_cast<size_t>(n)));
+		} catch (const std::exception &e) {
+			reply = std::string("error: ") + e.what() + "\n";
+		}
+		::send(c.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+	}
+}
+
 int Daemon::run()
 {
 	const NodeId me = cpg_.local_nodeid();
@@ -826,14 +923,19 @@ int Daemon::run()
 	if (::timerfd_settime(tfd.get(), 0, &its, nullptr) < 0)
 		throw sys_error("timerfd_settime");
 
+	std::optional<Fd> ctl;
+	open_control_socket(ctl);
+	const int ctl_fd = ctl ? ctl->get() : -1;
+
 	cpg_.join();
 	log(LOG_INFO, "joined the process group '" + cfg_.group + "'");
 
 	auto last_status = Clock::now();
 	for (;;) {
-		pollfd p[4] = {{cpg_.fd(), POLLIN, 0}, {quorum_.fd(), POLLIN, 0},
-			       {sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}};
-		if (::poll(p, 4, -1) < 0) {
+		pollfd p[5] = {{cpg_.fd(), POLLIN, 0}, {quorum_.fd(), POLLIN, 0},
+			       {sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0},
+			       {ctl_fd, POLLIN, 0}};	// fd -1: ignored
+		if (::poll(p, 5, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			throw sys_error("poll");
@@ -862,6 +964,8 @@ int Daemon::run()
 					j.killed = true;
 				}
 		}
+		if (p[4].revents)
+			serve_control(ctl_fd);
 		if (p[2].revents) {
 			signalfd_siginfo si;
 			while (::read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -876,6 +980,8 @@ int Daemon::run()
 					notify("STOPPING=1");
 					shutdown();
 					write_status();
+					if (ctl_fd >= 0)
+						::unlink(cfg_.control_socket.c_str());
 					return kExitOk;
 				}
 			}

@@ -12,8 +12,9 @@
 #      (the fence command kills a's processes and logs), takes over and
 #      logs the time from the membership change;
 #   3. a comes back (a fresh node): it adopts the map and mirrors for b;
-#   4. b stops (SIGTERM): it unmounts and RELEASEs; a takes back without
-#      any fence.
+#   4. "giveback fs0" on a's control socket: b unmounts and RELEASEs, a
+#      takes it back, no fence;
+#   5. a stops (SIGTERM): it unmounts and RELEASEs; b takes over, no fence.
 # Prints PASS or FAIL: <reason>; logs in $TWINFS_NETNS_DIR (/tmp/twinfs-netns).
 set -uo pipefail
 
@@ -166,9 +167,27 @@ wait_js 1 "$holder" "b serving" 5
 wait_js 1 "$fsx[\"target_here\"]" True 5
 echo "3. a is back: it adopted the map (b serves fs0) and mirrors for b"
 
-kill -TERM "$(cat "$dir/n2/twinfsd.pid")"
+# ctl N REQUEST: node N's control socket (/run/twinfsd/control in its
+# mount namespace; the same file on the host).
+ctl() {
+	python3 -c 'import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.send(sys.argv[2].encode()); print(s.recv(65536).decode(), end="")' \
+		"$dir/n$1/run/twinfsd/control" "$2"
+}
+r=$(ctl 1 "giveback fs0")
+[[ "$r" == "ok: giveback of fs0 to node 1 asked"* ]] || fail "giveback: $r"
 wait_js 1 "$holder + \" \" + str($fsx[\"mounted_here\"])" "a serving True" 20
-grep -q 'unmounted .* for the shutdown' "$dir/n2/twinfsd.log" || fail "b did not unmount on SIGTERM"
+wait_js 2 "$fsx[\"target_here\"]" True 5
+[ "$(ctl 2 status | sed -n 2p)" = "{" ] || fail "status on the control socket: $(ctl 2 status | head -2)"
+r=$(ctl 2 "giveback fs0")
+[[ "$r" == "error: fs0 is serving on node 1: nothing to give back"* ]] || fail "second giveback: $r"
+[ "$(wc -l < "$dir/fence.log")" = 1 ] || fail "a fence in the giveback: $(tr '\n' ' ' < "$dir/fence.log")"
+echo "4. giveback on a's control socket: b released fs0, a serves it again, no fence"
+
+kill -TERM "$(cat "$dir/n1/twinfsd.pid")"
+wait_js 2 "$holder + \" \" + str($fsx[\"mounted_here\"])" "b serving True" 20
+grep -q 'unmounted .* for the shutdown' "$dir/n1/twinfsd.log" || fail "a did not unmount on SIGTERM"
 [ "$(wc -l < "$dir/fence.log")" = 1 ] || fail "a fence after a clean stop: $(tr '\n' ' ' < "$dir/fence.log")"
-echo "4. b stopped cleanly: a took fs0 back without a fence"
+echo "5. a stopped cleanly: b took fs0 over without a fence"
 echo PASS

@@ -60,6 +60,7 @@ struct Config {
 	std::string cluster_key;		// path of the mirror's key file
 	LostQuorumPolicy lost_quorum = LostQuorumPolicy::Freeze;
 	std::string status_file = "/run/twinfsd/status.json";
+	std::string control_socket = "/run/twinfsd/control";	// empty: none
 	std::string group = "twinfs";		// the CPG group name
 
 	const Node *node(NodeId id) const;
