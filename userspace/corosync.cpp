@@ -44,13 +44,25 @@ std::vector<CpgMember> members_of(const cpg_address *a, size_t n)
 	std::vector<CpgMember> v;
 	v.reserve(n);
 	for (size_t i = 0; i < n; i++)
-		v.push_back({a[i].nodeid, a[i].pid});
+		v.push_back({a[i].nodeid, a[i].pid, a[i].reason});
 	return v;
 }
 
 } // namespace
 
 // ---- Cpg ---------------------------------------------------------------
+
+std::string reason_name(std::uint32_t reason)
+{
+	switch (reason) {
+	case CPG_REASON_JOIN: return "join";
+	case CPG_REASON_LEAVE: return "leave";
+	case CPG_REASON_NODEDOWN: return "nodedown";
+	case CPG_REASON_NODEUP: return "nodeup";
+	case CPG_REASON_PROCDOWN: return "procdown";
+	default: return std::to_string(reason);
+	}
+}
 
 Cpg::Cpg(std::string group, CpgHandler &handler) : handler_(handler)
 {

@@ -33,7 +33,11 @@ private:
 struct CpgMember {
 	std::uint32_t nodeid;
 	std::uint32_t pid;
+	std::uint32_t reason;	// CPG_REASON_* (joined and left lists)
 };
+
+// "join", "leave", "nodedown", "nodeup", "procdown" or the number.
+std::string reason_name(std::uint32_t reason);
 
 class CpgHandler {
 public:

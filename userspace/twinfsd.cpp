@@ -226,14 +226,13 @@ void probe(const std::string &mountpoint)
 	struct statvfs sv;
 	if (::statvfs(mountpoint.c_str(), &sv) < 0)
 		throw sys_error("statvfs " + mountpoint);
-	DIR *d = ::opendir(mountpoint.c_str());
+	const std::unique_ptr<DIR, int (*)(DIR *)> d(::opendir(mountpoint.c_str()), ::closedir);
 	if (!d)
 		throw sys_error("opendir " + mountpoint);
 	errno = 0;
-	while (::readdir(d))
+	while (::readdir(d.get()))
 		;
 	const int err = errno;
-	::closedir(d);
 	if (err)
 		throw std::system_error(err, std::generic_category(), "readdir " + mountpoint);
 }
@@ -326,7 +325,13 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 	const auto m = ids(members), l = ids(left), j = ids(joined);
 	const OwnershipMap before = cs_->map();
 	cs_->on_confchg(m, l, j);
-	log(LOG_INFO, "membership " + join_ids(m) + (l.empty() ? "" : ", left " + join_ids(l)) +
+	// Why they left: "leave" (a clean stop), "procdown" (twinfsd died),
+	// "nodedown" (corosync lost the node).
+	std::string why;
+	for (const auto &x : left)
+		why += (why.empty() ? "" : " ") + std::to_string(x.nodeid) + ":" +
+		       twinfs::corosync::reason_name(x.reason);
+	log(LOG_INFO, "membership " + join_ids(m) + (l.empty() ? "" : ", left [" + why + "]") +
 			      (j.empty() ? "" : ", joined " + join_ids(j)) + "; leader " +
 			      (cs_->leader() ? std::to_string(*cs_->leader()) : "none") +
 			      (quorum_.quorate() ? "" : " (not quorate)"));
