@@ -254,6 +254,11 @@ Config parse_config(std::string_view text, std::string_view origin)
 				c.status_file = *f;
 			if (auto f = v.opt("control_socket"))
 				c.control_socket = *f;
+			if (auto m = v.opt("mirror_after_takeover")) {
+				if (*m != "yes" && *m != "no")
+					v.fail("mirror_after_takeover must be 'yes' or 'no'");
+				c.mirror_after_takeover = *m == "yes";
+			}
 			if (auto g = v.opt("group")) {
 				if (g->empty() || g->size() > 127)
 					v.fail("group must be 1 to 127 characters");

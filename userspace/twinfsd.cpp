@@ -493,7 +493,7 @@ MountSpec Daemon::spec_for(const FileSystem &f, bool takeover_copy) const
 	const Node *home = cfg_.node(f.initial_owner);
 	s.node = home ? home->disk_area : 0;
 	s.extra = f.mount_options;
-	if (!takeover_copy) {
+	if (!takeover_copy || cfg_.mirror_after_takeover) {
 		const Node *other = cfg_.node(cfg_.other(f, cs_->me()));
 		if (other && !cfg_.cluster_key.empty()) {
 			s.partner = other->address + ":" + std::to_string(f.mirror_port);

@@ -164,6 +164,8 @@ TEST_CASE("config: nodes, pairs, file systems", "[cluster]")
 	CHECK(data->initial_owner == 4);
 	CHECK(data->label == "data");
 	CHECK(data->mirror_port == 7791);
+	CHECK_FALSE(c.mirror_after_takeover);
+	CHECK(c.control_socket == "/run/twinfsd/control");
 	CHECK(c.digest() == parse_config(kConf).digest());
 	CHECK(c.digest() != parse_config(with("[node e]\nid=5\naddress=10.0.0.5\n")).digest());
 }

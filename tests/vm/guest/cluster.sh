@@ -11,7 +11,14 @@
 #   CLUSTER_ROLE=b  wait for the takeover by twinfsd (the host acks the
 #                   fence), then for the host's /out/takeover (the acks),
 #                   verify every acknowledged operation on twinfsd's mount,
-#                   one more operation, stop twinfsd (it unmounts), fsck
+#                   one more operation, stop twinfsd (it unmounts), fsck;
+#                   with CLUSTER_RETURN=1 instead: wait until a is back
+#                   (CLUSTER_ROLE=a-return) and the mount is mirrored to it,
+#                   "giveback fs0" on the control socket, wait until a
+#                   serves it, stop
+#   CLUSTER_ROLE=a-return  a boots again (fresh nvdimm): it mirrors for b,
+#                   takes fs0 back on the giveback, verifies the earlier
+#                   iterations (/out/manifest-in.json), stops twinfsd, fsck
 #
 # Environment: CLUSTER_KEY (hex), CLUSTER_SEED, CLUSTER_WORKERS,
 # CLUSTER_TOKEN (corosync's token timeout, ms), CLUSTER_TRANSPORT (knet).
@@ -23,9 +30,9 @@ role=${CLUSTER_ROLE:-}
 status=/out/twinfsd-status.json
 sys=/sys/fs/twinfs/vda
 case $role in
-a) me=10.0.0.1 peer=10.0.0.2 ;;
+a | a-return) me=10.0.0.1 peer=10.0.0.2 ;;
 b) me=10.0.0.2 peer=10.0.0.1 ;;
-*) die "CLUSTER_ROLE must be a or b" ;;
+*) die "CLUSTER_ROLE must be a, b or a-return" ;;
 esac
 
 load_twinfs
@@ -122,6 +129,7 @@ fence_timeout_ms = 40000
 cluster_key = /tmp/cluster.key
 status_file = $status
 lost_quorum = freeze
+mirror_after_takeover = ${CLUSTER_REMIRROR:-no}
 
 [node a]
 id = 1
@@ -185,12 +193,64 @@ b)
 	. /out/takeover		# PREV_ITER, PREV_ACKS
 	python3 -S "$wl" verify --seed "$CLUSTER_SEED" --prev-iter "$PREV_ITER" \
 		--prev-acks "$PREV_ACKS" || die "verification after the takeover failed"
+	# One more operation on the taken-over file system (removed again:
+	# the verifier wants nothing but its own iterations in /mnt).
 	run sh -c 'echo after-takeover > /mnt/after-takeover && sync'
+	[ "$(cat /mnt/after-takeover)" = after-takeover ] || die "/mnt/after-takeover"
+	run rm /mnt/after-takeover
+	if [ "${CLUSTER_RETURN:-0}" = 1 ]; then
+		: > /out/verified
+		# a comes back and runs the target: our mount resyncs to it.
+		for ((i = 0; i < 1200; i++)); do
+			read -r l < "$sys/mirror"
+			[[ "$l" == *" mirrored "* ]] && break
+			sleep 0.2
+		done
+		[[ "$l" == *" mirrored "* ]] || die "not mirrored to the returned a after 240 s: $l"
+		log "mirrored to the returned a: $l"
+		echo "$l" > /out/remirror.txt
+		t0=$(date +%s%N)
+		r=$(python3 -c 'import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/run/twinfsd/control"); s.send(b"giveback fs0"); print(s.recv(4096).decode(), end="")')
+		log "control socket: $r"
+		[[ "$r" == ok* ]] || die "giveback: $r"
+		wait_json 'j["filesystems"][0]["holder"]["name"] + " " + j["filesystems"][0]["state"] + " " + str(j["filesystems"][0]["mounted_here"])' "a serving False" 120
+		echo "giveback_ms=$((($(date +%s%N) - t0) / 1000000))" > /out/giveback.txt
+		log "giveback done: $(cat /out/giveback.txt); $(grep -E 'giveback|released' /out/twinfsd.log | tail -2 | tr '\n' '|')"
+		: > /out/given-back
+		kill -TERM "$td_pid"
+		wait "$td_pid" || die "twinfsd exited $? on SIGTERM"
+		kill -TERM "$cs_pid"
+		wait "$cs_pid"
+		log "done"
+		exit 0
+	fi
 	kill -TERM "$td_pid"
 	wait "$td_pid"
 	rc=$?
 	[ "$rc" = 0 ] || die "twinfsd exited $rc on SIGTERM: $(tail -3 /out/twinfsd.log)"
 	grep -q 'unmounted /mnt for the shutdown' /out/twinfsd.log || die "twinfsd did not unmount on SIGTERM"
+	! grep -q ' /mnt twinfs ' /proc/mounts || die "/mnt still mounted after twinfsd stopped"
+	fsck_clean /dev/vda
+	kill -TERM "$cs_pid"
+	wait "$cs_pid"
+	log "done"
+	;;
+a-return)
+	# The map says b serves fs0; we are its mirror target.
+	wait_json 'j["filesystems"][0]["holder"]["name"] + " " + str(j["filesystems"][0]["target_here"])' "b True" 60
+	log "mirror target for b: $(cat /sys/fs/twinfs/mirror_target)"
+	# b gives it back: twinfsd stops our target and mounts.
+	wait_json 'j["filesystems"][0]["holder"]["name"] + " " + j["filesystems"][0]["state"] + " " + str(j["filesystems"][0]["mounted_here"])' "a serving True" 300
+	log "took fs0 back: $(grep -E 'taken back|taking back' /out/twinfsd.log | tail -2 | tr '\n' '|')"
+	save=$(cat "$sys/records_replayed" 2> /dev/null)
+	echo "records_replayed=$save" > /out/takeback.txt
+	python3 -S "$wl" verify --no-prune --seed "$CLUSTER_SEED" \
+		--manifest /out/manifest-in.json || die "verification after the giveback failed"
+	while [ ! -e /out/b-done ]; do sleep 0.2; done
+	kill -TERM "$td_pid"
+	wait "$td_pid" || die "twinfsd exited $? on SIGTERM"
 	! grep -q ' /mnt twinfs ' /proc/mounts || die "/mnt still mounted after twinfsd stopped"
 	fsck_clean /dev/vda
 	kill -TERM "$cs_pid"

@@ -23,6 +23,10 @@
 #   CLUSTER_SEED       seed of the workload and the kill delay
 #   CLUSTER_TOKEN      corosync's token timeout in ms (3000)
 #   CLUSTER_TRANSPORT  knet (default) or udpu
+#   CLUSTER_RETURN=1   then also: a boots again (fresh nvdimm) and rejoins;
+#                      b's takeover mount (mirror_after_takeover = yes)
+#                      resyncs to a's target; "giveback fs0" on b's control
+#                      socket; a takes it back and verifies everything
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -59,7 +63,9 @@ vm_image "$nvb" 64M
 vm_log "cluster test: seed $seed, UDP ports $pa (a) $pb (b)"
 
 envs=(--env CLUSTER_KEY="$key" --env CLUSTER_SEED="$seed" --env CLUSTER_WORKERS=$nw
-	--env CLUSTER_TOKEN="${CLUSTER_TOKEN:-3000}" --env CLUSTER_TRANSPORT="${CLUSTER_TRANSPORT:-knet}")
+	--env CLUSTER_TOKEN="${CLUSTER_TOKEN:-3000}" --env CLUSTER_TRANSPORT="${CLUSTER_TRANSPORT:-knet}"
+	--env CLUSTER_RETURN="${CLUSTER_RETURN:-0}")
+[ "${CLUSTER_RETURN:-0}" != 1 ] || envs+=(--env CLUSTER_REMIRROR=yes)
 vm_start b "$guest" --disk "$img" --nvdimm "$nvb" --udp "$pb:$pa:52:54:00:90:00:02" \
 	--timeout 400 --env CLUSTER_ROLE=b "${envs[@]}" || fail "b: $VM_REASON"
 vm_start a "$guest" --disk "$img" --nvdimm "$nva" --udp "$pa:$pb:52:54:00:90:00:01" \
@@ -146,7 +152,23 @@ acks=$(IFS=,; echo "${list[*]}")
 [ "$total" -gt 0 ] || fail "a acknowledged no operation before the kill"
 printf 'PREV_ITER=1\nPREV_ACKS=%s\n' "$acks" > "$ob/takeover.tmp"
 mv "$ob/takeover.tmp" "$ob/takeover"
-vm_wait b || fail "b: $VM_REASON"
+ret=
+if [ "${CLUSTER_RETURN:-0}" = 1 ]; then
+	wait_file "$ob" verified 120 || guest_failed b "$ob"
+	vm_image "$nva" 64M
+	vm_start a2 "$guest" --disk "$img" --nvdimm "$nva" --udp "$pa:$pb:52:54:00:90:00:01" \
+		--timeout 300 --env CLUSTER_ROLE=a-return "${envs[@]}" || fail "a2: $VM_REASON"
+	oa2=$(vm_out a2)
+	cp "$ob/manifest.json" "$oa2/manifest-in.json"
+	t_back=$(date +%s%N)
+	wait_file "$ob" given-back 280 || guest_failed b "$ob"
+	vm_wait b || fail "b: $VM_REASON"
+	: > "$oa2/b-done"
+	vm_wait a2 || fail "a2: $VM_REASON"
+	ret="; a back: b mirrored to it ($(cat "$ob/remirror.txt")), giveback in $(sed -n 's/^giveback_ms=//p' "$ob/giveback.txt") ms, a verified the file system ($(cat "$oa2/takeback.txt")) ($((($(date +%s%N) - t_back) / 1000000)) ms from a's boot)"
+else
+	vm_wait b || fail "b: $VM_REASON"
+fi
 checked=$(sed -n 's/^checked=//p' "$ob/verify-result")
 lost=$(sed -n 's/^lost=//p' "$ob/verify-result")
 [ "${lost:-1}" = 0 ] || fail "$lost acknowledged operations lost after the takeover"
@@ -154,7 +176,7 @@ lost=$(sed -n 's/^lost=//p' "$ob/verify-result")
 "$TWINFS_BIN/fsck.twinfs" -n "$img" > "$VM_LOGDIR/fsck.log" 2>&1 || fail "fsck.twinfs -n: see fsck.log"
 
 tl=$(grep -h 'taken over from node' "$ob/twinfsd.log" | tail -1 | sed 's/.*twinfsd: //')
-line="failover: ${failover_ms} ms from the kill of a to b serving (fence asked at $(((t_req - t_kill) / 1000000)) ms); corosync token ${token:-?} ms, consensus ${consensus:-?} ms; b's twinfsd: $tl; acks $acks (checked $checked, lost $lost)"
+line="failover: ${failover_ms} ms from the kill of a to b serving (fence asked at $(((t_req - t_kill) / 1000000)) ms); corosync token ${token:-?} ms, consensus ${consensus:-?} ms; b's twinfsd: $tl; acks $acks (checked $checked, lost $lost)$ret"
 vm_log "$line"
 echo "$line" > "$VM_LOGDIR/cluster-summary.txt"
 exit 0
