@@ -150,7 +150,8 @@ std::vector<std::uint8_t> encode(const Message &m)
 	w.u<std::uint64_t>(m.config_digest);
 	switch (m.type) {
 	case MsgType::State:
-		w.u<std::uint8_t>(static_cast<std::uint8_t>((m.synced ? 1 : 0) | (m.quorate ? 2 : 0)));
+		w.u<std::uint8_t>(static_cast<std::uint8_t>((m.synced ? 1 : 0) | (m.quorate ? 2 : 0) |
+							    (m.established ? 4 : 0)));
 		w.u<std::uint64_t>(m.map.seq);
 		w.u<std::uint32_t>(static_cast<std::uint32_t>(m.map.fs.size()));
 		for (const auto &e : m.map.fs) {
@@ -199,6 +200,7 @@ Message decode(std::span<const std::uint8_t> payload)
 		const auto flags = r.u<std::uint8_t>("flags");
 		m.synced = flags & 1;
 		m.quorate = flags & 2;
+		m.established = flags & 4;
 		m.map.seq = r.u<std::uint64_t>("map seq");
 		const auto n = r.u<std::uint32_t>("entry count");
 		if (n > kMaxEntries)
@@ -342,6 +344,13 @@ void ClusterState::init_from_config()
 	synced_ = true;
 }
 
+void ClusterState::set_quorate(bool quorate)
+{
+	quorate_ = quorate;
+	if (quorate_ && synced_ && !round_)
+		established_ = true;
+}
+
 Message ClusterState::state_message(bool quorate) const
 {
 	Message m;
@@ -349,6 +358,7 @@ Message ClusterState::state_message(bool quorate) const
 	m.config_digest = cfg_.digest();
 	m.synced = synced_;
 	m.quorate = quorate;
+	m.established = established_;
 	if (synced_)
 		m.map = map_;
 	return m;
@@ -374,17 +384,17 @@ std::string ClusterState::on_message(const Message &m)
 		return {};
 	// The round is complete: every member chooses the same map.
 	const Message *pick = nullptr;
-	for (const auto &st : states_)
-		if (st.synced && st.quorate) {
-			pick = &st;
-			break;
-		}
-	if (!pick)
+	auto first = [&](auto &&pred) {
 		for (const auto &st : states_)
-			if (st.synced) {
-				pick = &st;
-				break;
-			}
+			if (st.synced && pred(st))
+				return &st;
+		return static_cast<const Message *>(nullptr);
+	};
+	pick = first([](const Message &st) { return st.established && st.quorate; });
+	if (!pick)
+		pick = first([](const Message &st) { return st.established; });
+	if (!pick)
+		pick = first([](const Message &) { return true; });
 	std::string what;
 	if (pick) {
 		if (!synced_)
@@ -393,12 +403,17 @@ std::string ClusterState::on_message(const Message &m)
 			what = "membership merge: ownership map of node " +
 			       std::to_string(pick->sender) + " replaces this node's";
 		map_ = pick->map;
+		established_ = pick->established;
 	} else {
 		init_from_config();
-		what = "synchronized: cluster start, ownership map from the configuration";
+		established_ = false;
+		what = "synchronized: no member has a map (cluster start): ownership map from "
+		       "the configuration";
 	}
 	synced_ = true;
 	round_ = false;
+	if (quorate_)
+		established_ = true;
 	states_.clear();
 	// What was delivered during the round, on top of the map: the epochs
 	// make each message apply to exactly the state it was sent about.

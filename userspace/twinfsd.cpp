@@ -349,6 +349,7 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 								       now, {}, -1, -1});
 	}
 	// Each member multicasts its State after every change (cluster.hpp).
+	cs_->set_quorate(quorum_.quorate());
 	send(cs_->state_message(quorum_.quorate()));
 	dirty_ = true;
 }
@@ -364,6 +365,7 @@ void Daemon::on_deliver(std::uint32_t nodeid, std::uint32_t, std::span<const std
 		return;
 	}
 	m.sender = nodeid;
+	cs_->set_quorate(quorum_.quorate());
 	const bool was_synced = cs_->synced();
 	const std::string line = cs_->on_message(m);
 	if (!line.empty())
@@ -951,6 +953,7 @@ int Daemon::run()
 			quorum_.dispatch();
 			if (quorum_.changed) {
 				quorum_.changed = false;
+				cs_->set_quorate(quorum_.quorate());
 				log(quorum_.quorate() ? LOG_NOTICE : LOG_WARNING,
 				    quorum_.quorate() ? "quorate" : "quorum lost: lost_quorum=" +
 									 std::string(to_string(cfg_.lost_quorum)));

@@ -94,8 +94,10 @@ public:
 		view_ = members;
 		for (NodeId n : members)
 			get(n).cs.on_confchg(members, left, joined);
-		for (NodeId n : members)
+		for (NodeId n : members) {
+			get(n).cs.set_quorate(quorate);
 			send(n, get(n).cs.state_message(quorate));
+		}
 	}
 	void send(NodeId from, Message m)
 	{
@@ -579,8 +581,10 @@ TEST_CASE("a partition merge: every member takes the quorate side's map", "[clus
 	auto round = [&](std::vector<ClusterState *> members, std::vector<NodeId> ids,
 			 std::vector<bool> quorate) {
 		std::vector<Message> states;
-		for (auto *cs : members)
+		for (auto *cs : members) {
+			cs->set_quorate(quorate[states.size()]);
 			states.push_back(cs->state_message(quorate[states.size()]));
+		}
 		for (size_t i = 0; i < states.size(); i++)
 			to(members, states[i], ids[i]);
 	};
@@ -690,4 +694,62 @@ TEST_CASE("status file: the documented JSON", "[cluster]")
 	CHECK(j["mirror_target"] == "stopped");
 	CHECK(j["last_takeover"]["first_op_ms"] == 1100);
 	CHECK(j["last_takeover"]["from"]["name"] == "b");
+}
+
+TEST_CASE("a node restarting alone never overrides the running cluster's map", "[cluster]")
+{
+	const Config c = parse_config(kConf);
+	Bus bus(c);
+	for (NodeId n : {1, 2})
+		bus.add(n);
+	bus.view({1, 2}, {}, {1, 2});
+	bus.deliver();
+	CHECK(bus.get(1).cs.established());
+	// 1 dies; 2 fences it and takes "home" over.
+	bus.view({2}, {1}, {});
+	bus.deliver();
+	Message f;
+	f.type = MsgType::Fenced;
+	f.node = 1;
+	f.seq = bus.get(2).cs.map().unfenced.at(0).seq;
+	f.ok = true;
+	bus.send(2, f);
+	bus.deliver();
+	Message o;
+	o.type = MsgType::Owned;
+	o.fs = "home";
+	o.epoch = bus.get(2).cs.map().find("home")->epoch;
+	bus.send(2, o);
+	bus.deliver();
+	REQUIRE(bus.get(2).cs.map().find("home")->holder == 2u);
+
+	// 1 boots again, alone first: its map comes from the configuration
+	// (home served by 1), not quorate, so not established.
+	Member &n1 = bus.add(1);
+	n1.cs.on_confchg(std::vector<NodeId>{1}, {}, std::vector<NodeId>{1});
+	n1.cs.set_quorate(false);
+	Message s1 = decode(encode(n1.cs.state_message(false)));
+	s1.sender = 1;
+	n1.cs.on_message(s1);
+	REQUIRE(n1.cs.synced());
+	CHECK_FALSE(n1.cs.established());
+	CHECK(n1.cs.map().find("home")->holder == 1u);
+
+	// The merge; quorum reached node 1 before its State went out and its
+	// State is first in the agreed order: still the cluster's map wins.
+	for (NodeId n : {1, 2})
+		bus.get(n).cs.on_confchg(std::vector<NodeId>{1, 2}, {}, std::vector<NodeId>{n == 1 ? 2u : 1u});
+	for (NodeId n : {1, 2})
+		bus.send(n, bus.get(n).cs.state_message(true));
+	// (view_ of the bus is {2}; deliver to both by hand)
+	auto q = bus.pending();
+	bus.pending().clear();
+	for (auto &m : q)
+		for (NodeId n : {1, 2})
+			bus.get(n).cs.on_message(m);
+	CHECK(n1.cs.map() == bus.get(2).cs.map());
+	CHECK(n1.cs.map().find("home")->holder == 2u);
+	CHECK(n1.cs.map().find("home")->state == FsState::Serving);
+	CHECK(plan(n1.cs, c, true, {}) ==
+	      std::vector<Action>{{ActionKind::StartTarget, "home", 2, n1.cs.map().find("home")->epoch}});
 }

@@ -88,6 +88,7 @@ struct Message {
 	// State
 	bool synced = false;
 	bool quorate = false;		// the sender's partition, when it sent it
+	bool established = false;	// the map has been held in a quorate partition
 	OwnershipMap map;
 	// Fenced: node, seq (Unfenced::seq), ok
 	NodeId node = 0;
@@ -115,10 +116,14 @@ public:
 	// After every change each member multicasts its state_message(); the
 	// round ends when the States of every member are delivered.  Then
 	// every member (synced or not) takes the same map: that of the first
-	// State from a synced and quorate sender, else from a synced one
-	// (after a partition merge the maps may differ), else, at cluster
-	// start, the configuration's; and replays on it the other messages
-	// delivered during the round.  No action is planned during a round.
+	// State whose map is established and whose sender is quorate, else
+	// of the first established one (after a partition merge the maps may
+	// differ), else of the first synced one (a cluster start: maps built
+	// from the configuration), else the configuration's; and replays on
+	// it the other messages delivered during the round.  No action is
+	// planned during a round.  A map is established once a member held
+	// it while quorate: a node that started alone and built its map from
+	// the configuration never overrides the running cluster's.
 	void on_confchg(std::span<const NodeId> members, std::span<const NodeId> left,
 			std::span<const NodeId> joined);
 	// A delivered message.  Returns a line for the log when the message
@@ -127,6 +132,10 @@ public:
 
 	// The State message this member multicasts after a change.
 	Message state_message(bool quorate) const;
+	// votequorum's view of this node's partition (the daemon calls it on
+	// every change): a synced map held while quorate is established.
+	void set_quorate(bool quorate);
+	bool established() const { return established_; }
 
 	bool synced() const { return synced_; }
 	// Between a configuration change and the end of its State round.
@@ -154,6 +163,8 @@ private:
 	OwnershipMap map_;
 	bool synced_ = false;
 	bool round_ = false;
+	bool quorate_ = false;
+	bool established_ = false;
 	// The State messages of this round, in delivery order, and the other
 	// messages delivered since the round began (replayed onto its map).
 	std::set<NodeId> state_senders_;
