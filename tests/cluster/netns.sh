@@ -142,19 +142,19 @@ wait_js() {
 	fail "node $1: $2 is '$(js "$1" "$2")' after $4 s, expected '$3' (logs: $dir)"
 }
 fsx='j["filesystems"][0]'
-holder="$fsx[\"holder\"][\"name\"] + \" \" + $fsx[\"state\"]"
+holder="${fsx}[\"holder\"][\"name\"] + \" \" + ${fsx}[\"state\"]"
 
 start 1
 start 2
 for n in 1 2; do
 	wait_js $n '" ".join(str(m["id"]) for m in j["members"]) + " " + str(j["leader"]["id"]) + " " + str(j["quorate"])' "1 2 1 True" 20
 done
-wait_js 1 "$fsx[\"mounted_here\"]" True 5
-wait_js 2 "$fsx[\"target_here\"]" True 5
+wait_js 1 "${fsx}[\"mounted_here\"]" True 5
+wait_js 2 "${fsx}[\"target_here\"]" True 5
 echo "1. members [1 2], leader 1 on both; a serves fs0, b is its mirror target"
 
 kill -9 "$(cat "$dir/n1/corosync.pid")" "$(cat "$dir/n1/twinfsd.pid")"
-wait_js 2 "$holder + \" \" + str($fsx[\"mounted_here\"])" "b serving True" 20
+wait_js 2 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "b serving True" 20
 sleep 1
 [ "$(cat "$dir/fence.log")" = a ] || fail "fence log: $(tr '\n' ' ' < "$dir/fence.log") (expected a, once)"
 t=$(grep -h 'taken over from node 1' "$dir/n2/twinfsd.log" | sed 's/.*: first operation/first operation/')
@@ -164,7 +164,7 @@ echo "2. a killed: b fenced it once and took over: $t"
 start 1
 wait_js 1 '" ".join(str(m["id"]) for m in j["members"])' "1 2" 20
 wait_js 1 "$holder" "b serving" 5
-wait_js 1 "$fsx[\"target_here\"]" True 5
+wait_js 1 "${fsx}[\"target_here\"]" True 5
 echo "3. a is back: it adopted the map (b serves fs0) and mirrors for b"
 
 # ctl N REQUEST: node N's control socket (/run/twinfsd/control in its
@@ -177,8 +177,8 @@ s.connect(sys.argv[1]); s.send(sys.argv[2].encode()); print(s.recv(65536).decode
 }
 r=$(ctl 1 "giveback fs0")
 [[ "$r" == "ok: giveback of fs0 to node 1 asked"* ]] || fail "giveback: $r"
-wait_js 1 "$holder + \" \" + str($fsx[\"mounted_here\"])" "a serving True" 20
-wait_js 2 "$fsx[\"target_here\"]" True 5
+wait_js 1 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "a serving True" 20
+wait_js 2 "${fsx}[\"target_here\"]" True 5
 [ "$(ctl 2 status | sed -n 2p)" = "{" ] || fail "status on the control socket: $(ctl 2 status | head -2)"
 r=$(ctl 2 "giveback fs0")
 [[ "$r" == "error: fs0 is serving on node 1: nothing to give back"* ]] || fail "second giveback: $r"
@@ -186,7 +186,7 @@ r=$(ctl 2 "giveback fs0")
 echo "4. giveback on a's control socket: b released fs0, a serves it again, no fence"
 
 kill -TERM "$(cat "$dir/n1/twinfsd.pid")"
-wait_js 2 "$holder + \" \" + str($fsx[\"mounted_here\"])" "b serving True" 20
+wait_js 2 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "b serving True" 20
 grep -q 'unmounted .* for the shutdown' "$dir/n1/twinfsd.log" || fail "a did not unmount on SIGTERM"
 [ "$(wc -l < "$dir/fence.log")" = 1 ] || fail "a fence after a clean stop: $(tr '\n' ' ' < "$dir/fence.log")"
 echo "5. a stopped cleanly: b took fs0 over without a fence"

@@ -30,8 +30,8 @@ role=${CLUSTER_ROLE:-}
 status=/out/twinfsd-status.json
 sys=/sys/fs/twinfs/vda
 case $role in
-a | a-return) me=10.0.0.1 peer=10.0.0.2 ;;
-b) me=10.0.0.2 peer=10.0.0.1 ;;
+a | a-return) me=10.0.0.1 ;;
+b) me=10.0.0.2 ;;
 *) die "CLUSTER_ROLE must be a, b or a-return" ;;
 esac
 

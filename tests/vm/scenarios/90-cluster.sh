@@ -62,7 +62,7 @@ vm_image "$nva" 64M
 vm_image "$nvb" 64M
 vm_log "cluster test: seed $seed, UDP ports $pa (a) $pb (b)"
 
-envs=(--env CLUSTER_KEY="$key" --env CLUSTER_SEED="$seed" --env CLUSTER_WORKERS=$nw
+envs=(--env CLUSTER_KEY="$key" --env CLUSTER_SEED="$seed" --env CLUSTER_WORKERS="$nw"
 	--env CLUSTER_TOKEN="${CLUSTER_TOKEN:-3000}" --env CLUSTER_TRANSPORT="${CLUSTER_TRANSPORT:-knet}"
 	--env CLUSTER_RETURN="${CLUSTER_RETURN:-0}")
 [ "${CLUSTER_RETURN:-0}" != 1 ] || envs+=(--env CLUSTER_REMIRROR=yes)
