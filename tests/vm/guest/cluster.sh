@@ -65,10 +65,10 @@ except Exception:
     print("")' "$status" "$1" 2> /dev/null
 }
 
-# wait_json EXPR WANT SECS
+# wait_json EXPR WANT SECS (wall clock: python3 itself is slow under TCG)
 wait_json() {
-	local t
-	for ((t = 0; t < $3 * 10; t++)); do
+	local end=$((SECONDS + $3))
+	while [ "$SECONDS" -lt "$end" ]; do
 		[ "$(json_get "$1")" = "$2" ] && return 0
 		sleep 0.1
 	done
@@ -238,12 +238,12 @@ s.connect("/run/twinfsd/control"); s.send(b"giveback fs0"); print(s.recv(4096).d
 	log "done"
 	;;
 a-return)
-	# The map says b serves fs0; we are its mirror target.
-	wait_json 'j["filesystems"][0]["holder"]["name"] + " " + str(j["filesystems"][0]["target_here"])' "b True" 60
-	log "mirror target for b: $(cat /sys/fs/twinfs/mirror_target)"
-	# b gives it back: twinfsd stops our target and mounts.
-	wait_json 'j["filesystems"][0]["holder"]["name"] + " " + j["filesystems"][0]["state"] + " " + str(j["filesystems"][0]["mounted_here"])' "a serving True" 300
-	log "took fs0 back: $(grep -E 'taken back|taking back' /out/twinfsd.log | tail -2 | tr '\n' '|')"
+	# The map says b serves fs0: twinfsd starts our mirror target; b's
+	# mount resyncs to it and b gives fs0 back (that may all be over
+	# before this script looks): twinfsd stops the target and mounts.
+	wait_json 'j["filesystems"][0]["holder"]["name"] + " " + j["filesystems"][0]["state"] + " " + str(j["filesystems"][0]["mounted_here"])' "a serving True" 240
+	grep -q 'fs0: mirror target for node 2' /out/twinfsd.log || die "twinfsd never ran the mirror target for b"
+	log "took fs0 back: $(grep -E 'mirror target for|taken back|taking back' /out/twinfsd.log | tail -3 | tr '\n' '|')"
 	save=$(cat "$sys/records_replayed" 2> /dev/null)
 	echo "records_replayed=$save" > /out/takeback.txt
 	python3 -S "$wl" verify --no-prune --seed "$CLUSTER_SEED" \

@@ -162,6 +162,7 @@ if [ "${CLUSTER_RETURN:-0}" = 1 ]; then
 	cp "$ob/manifest.json" "$oa2/manifest-in.json"
 	t_back=$(date +%s%N)
 	wait_file "$ob" given-back 280 || guest_failed b "$ob"
+	wait_file "$oa2" takeback.txt 120 || guest_failed a2 "$oa2"
 	vm_wait b || fail "b: $VM_REASON"
 	: > "$oa2/b-done"
 	vm_wait a2 || fail "a2: $VM_REASON"
