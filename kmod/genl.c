@@ -111,7 +111,7 @@ struct twinfs_genl_target_info {
 	bool partial;			/* copy=partial: a resync is unfinished */
 	unsigned int port;
 	char device[TWINFS_GENL_PATH_MAX + 1];
-	char transport[8];		/* "tcp", "rdma"; "" before an owner */
+	char transport[8];		/* what it offers: "tcp" or "rdma" */
 	unsigned long long size, writes, conns, refused;
 };
 
@@ -132,8 +132,9 @@ static void twinfs_genl_target_word(const char *w,
 		ti->serving = !strcmp(v, "yes");
 	else if (sscanf(w, "copy=%7s", v) == 1)
 		ti->partial = !strcmp(v, "partial");
-	else if (sscanf(w, "transport=%7s", v) == 1 && strcmp(v, "none"))
-		strscpy(ti->transport, v, sizeof(ti->transport));
+	else if (sscanf(w, "rdma=%3s", v) == 1)
+		strscpy(ti->transport, strcmp(v, "yes") ? "tcp" : "rdma",
+			sizeof(ti->transport));
 }
 
 /* twinfs_target_show(): "stopped" or "listening key=value ...". */

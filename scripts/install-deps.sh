@@ -11,6 +11,8 @@ pkgs=(
 	clang libclang-rt-14-dev
 	python3 gnuplot-nox
 	drbd-utils perftest ibverbs-providers
+	corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev
+	libcorosync-common-dev libinih-dev nlohmann-json3-dev
 )
 
 missing=()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The VM harness's fence agent, twinfsd's fence_command in the guests of
+# scenarios/90-cluster.sh:  fence-vm.sh NODE
+#
+# Like fence_xvm for real VMs, it asks the host, which owns the QEMUs:
+# writes /out/fence-request-NODE and waits for the host's
+# /out/fence-ack-NODE (written once the named QEMU is gone).  Exit 0:
+# fenced; 1: no answer within FENCE_TIMEOUT seconds (30).
+set -u
+node=${1:?usage: fence-vm.sh NODE}
+req=/out/fence-request-$node
+ack=/out/fence-ack-$node
+rm -f "$ack"
+echo "$(date +%s%N) $node" > "$req.tmp" && mv "$req.tmp" "$req"
+end=$((SECONDS + ${FENCE_TIMEOUT:-30}))
+while [ "$SECONDS" -lt "$end" ]; do
+	if [ -e "$ack" ]; then
+		echo "fence-vm: node $node fenced by the host: $(cat "$ack")" >&2
+		rm -f "$req"
+		exit 0
+	fi
+	sleep 0.1
+done
+echo "fence-vm: no answer from the host about node $node" >&2
+exit 1
