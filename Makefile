@@ -6,7 +6,7 @@
 #   make check      every test: Catch2 unit tests and the VM suite
 #   make unit       Catch2 unit tests only
 #   make vmtest     VM suite only
-#   make demo       the main job: a guest formats, mounts, runs a workload
+#   make demo       the main job: two-node cluster in VMs, kill the owner, takeover
 #   make bench      benchmarks, local and mirrored (Documentation/benchmarks.md)
 #   make fuzz       the change-record decoder fuzzer, bounded (FUZZ_SECS)
 #   make install    module under /lib/modules/$(KVER)/extra, tools in /usr/sbin

@@ -13,7 +13,8 @@
 # scenario at a time).
 # VM_SCENARIO_TIMEOUT (default 1800 s) bounds a whole scenario on top of the
 # per-guest timeouts.
-# TWINFS_SOAK=1: the soak versions (60-crash: 500 kills instead of 18) and a
+# TWINFS_SOAK=1: the soak versions (60-crash: 500 kills instead of 18; 70 and
+# 74: 100 owner kills instead of 10) and a
 # default VM_SCENARIO_TIMEOUT of 8 hours.
 set -uo pipefail
 

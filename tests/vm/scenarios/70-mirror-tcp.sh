@@ -31,7 +31,7 @@
 # request"); then A with K1 reaches "mirrored" and its operations are
 # mirrored (B still serves a proper owner).
 #
-#   MIRROR_KILLS=N   kill rounds (10)
+#   MIRROR_KILLS=N   kill rounds (10; TWINFS_SOAK=1: 100)
 #   MIRROR_SEED      seed of the workloads and kill delays
 #   MIRROR_BADKEY=0  skip the bad-key round
 #   MIRROR_RETURN=0  skip the partner-killed-and-back round
@@ -47,7 +47,9 @@ set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 need_twinfs
-kills=${MIRROR_KILLS:-10}
+soak_kills=10
+[ "${TWINFS_SOAK:-0}" != 1 ] || soak_kills=100
+kills=${MIRROR_KILLS:-$soak_kills}
 [[ "$kills" =~ ^[0-9]+$ ]] || fail "MIRROR_KILLS must be a number"
 seed=${MIRROR_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 retain=6

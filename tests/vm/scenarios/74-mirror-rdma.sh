@@ -25,7 +25,7 @@
 #     mirror_timeout_ms (2000) of seeing the kill, its operations go on
 #     (none longer than the timeout + 2 s), umount, fsck clean.
 #
-#   MIRROR_KILLS=N   kill rounds (10)
+#   MIRROR_KILLS=N   kill rounds (10; TWINFS_SOAK=1: 100)
 #   MIRROR_SEED      seed of the workloads and kill delays
 #   MIRROR_OPTS      extra mount options of the owner in the kill rounds
 #   MIRROR_RDMA_ROUND=0  skip the RDMA round
@@ -34,7 +34,9 @@ set -uo pipefail
 
 need_twinfs
 command -v rdma > /dev/null || fail "no rdma tool (iproute2) on the host"
-kills=${MIRROR_KILLS:-10}
+soak_kills=10
+[ "${TWINFS_SOAK:-0}" != 1 ] || soak_kills=100
+kills=${MIRROR_KILLS:-$soak_kills}
 [[ "$kills" =~ ^[0-9]+$ ]] || fail "MIRROR_KILLS must be a number"
 seed=${MIRROR_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 retain=6
