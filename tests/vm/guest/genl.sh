@@ -91,7 +91,9 @@ run "$ctl" target status
 run "$ctl" target start 7790 /dev/vdb /tmp/cluster.key
 out=$("$ctl" target status --json)
 log "target status: $out"
-grep -q '"state": "listening", "port": 7790, "device": "/dev/vdb", "transport": "tcp"' <<< "$out" ||
+# Started without --transport the target offers rdma (its rdma_cm
+# listener binds even before an RDMA device exists).
+grep -q '"state": "listening", "port": 7790, "device": "/dev/vdb", "transport": "rdma"' <<< "$out" ||
 	die "target status after start: $out"
 grep -q '^listening port=7790 device=/dev/vdb' /sys/fs/twinfs/mirror_target ||
 	die "sysfs mirror_target: $(cat /sys/fs/twinfs/mirror_target)"
