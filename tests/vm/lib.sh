@@ -75,6 +75,21 @@ vm_kver() {
 # The out dir of guest NAME (created by vm_start).
 vm_out() { echo "$VM_LOGDIR/$1"; }
 
+# vm_udp_ports: prints P, the first of two free UDP ports P and P+1 on
+# 127.0.0.1 for a --udp link between two guests (other runs on the machine
+# may use some, so they are not derived from a scenario's seed).
+vm_udp_ports() {
+	local p _
+	for _ in $(seq 100); do
+		p=$((20000 + 2 * (($$ * 7 + RANDOM) % 20000)))
+		ss -Huan 2>/dev/null | awk '{ print $4 }' | grep -qE ":($p|$((p + 1)))\$" || {
+			echo "$p"
+			return 0
+		}
+	done
+	return 1
+}
+
 # vm_image FILE SIZE: a fresh sparse raw image (SIZE as for truncate: 256M).
 vm_image() {
 	mkdir -p "$(dirname "$1")"

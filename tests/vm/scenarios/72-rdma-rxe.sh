@@ -29,18 +29,7 @@ ko=${RDMA_TEST_KO:-}
 [ -z "$ko" ] || [ -f "$ko" ] || fail "RDMA_TEST_KO=$ko: no such file"
 command -v rdma > /dev/null || fail "no rdma tool (iproute2) on the host"
 
-pick_ports() {
-	local p _
-	for _ in $(seq 100); do
-		p=$((20000 + 2 * (($$ * 7 + RANDOM) % 20000)))
-		ss -Huan 2>/dev/null | awk '{ print $4 }' | grep -qE ":($p|$((p + 1)))\$" || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
-pa=$(pick_ports) || fail "no free UDP ports"
+pa=$(vm_udp_ports) || fail "no free UDP ports"
 pb=$((pa + 1))
 pin_a=() pin_b=()
 [ "${RDMA_PIN:-0}" != 1 ] || { pin_a=(--pin 0); pin_b=(--pin 1); }

@@ -48,20 +48,7 @@ state=$VM_LOGDIR/state
 summary=$VM_LOGDIR/mirror-rdma-summary.txt
 mkdir -p "$state"
 
-# Two free UDP ports on 127.0.0.1 for the link (other runs on the machine
-# may use some): not derived from the seed.
-pick_ports() {
-	local p _
-	for _ in $(seq 100); do
-		p=$((20000 + 2 * (($$ * 7 + RANDOM) % 20000)))
-		ss -Huan 2>/dev/null | awk '{ print $4 }' | grep -qE ":($p|$((p + 1)))\$" || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
-pa=$(pick_ports) || fail "no free UDP ports"
+pa=$(vm_udp_ports) || fail "no free UDP ports"
 pb=$((pa + 1))
 k1=$(head -c 32 /dev/urandom | xxd -p -c 64)
 RANDOM=$seed

@@ -41,18 +41,7 @@ nvb=$VM_TMPDIR/nvram-b.img
 nw=2
 RANDOM=$seed
 
-pick_ports() {
-	local p _
-	for _ in $(seq 100); do
-		p=$((20000 + 2 * (($$ * 7 + RANDOM) % 20000)))
-		ss -Huan 2>/dev/null | awk '{ print $4 }' | grep -qE ":($p|$((p + 1)))\$" || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
-pa=$(pick_ports) || fail "no free UDP ports"
+pa=$(vm_udp_ports) || fail "no free UDP ports"
 pb=$((pa + 1))
 key=$(head -c 32 /dev/urandom | xxd -p -c 64)
 
