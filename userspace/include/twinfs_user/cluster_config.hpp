@@ -57,6 +57,17 @@ struct Config {
 	std::vector<FileSystem> filesystems;	// sorted by name
 	std::string fence_command;		// see Documentation/twinfsd.md
 	unsigned fence_timeout_ms = 60000;
+	// The leader waits this long before fencing a node that holds a file
+	// system (the partner's fence of a holder): when a two-node cluster
+	// splits, the holder fences its partner first and keeps serving
+	// (Pacemaker's priority-fencing-delay).  Fences of nodes that hold
+	// nothing are not delayed.
+	unsigned fence_delay_ms = 2000;
+	// A node still in corosync's membership whose twinfsd left the process
+	// group without a clean stop (killed, crashed) is not lost: it has this
+	// long to come back (a restarted twinfsd adopts its mounts) before it
+	// is treated as lost and fenced.  0: at once.
+	unsigned daemon_grace_ms = 10000;
 	std::string cluster_key;		// path of the mirror's key file
 	LostQuorumPolicy lost_quorum = LostQuorumPolicy::Freeze;
 	std::string status_file = "/run/twinfsd/status.json";
