@@ -166,7 +166,7 @@ TEST_CASE("config: nodes, pairs, file systems", "[cluster]")
 	CHECK(data->initial_owner == 4);
 	CHECK(data->label == "data");
 	CHECK(data->mirror_port == 7791);
-	CHECK_FALSE(c.mirror_after_takeover);
+	CHECK(c.mirror_after_takeover);	// the default
 	CHECK(c.control_socket == "/run/twinfsd/control");
 	CHECK(c.digest() == parse_config(kConf).digest());
 	CHECK(c.digest() != parse_config(with("[node e]\nid=5\naddress=10.0.0.5\n")).digest());
@@ -702,6 +702,7 @@ TEST_CASE("status file: the documented JSON", "[cluster]")
 	CHECK(j["filesystems"][0]["state"] == "waiting");
 	CHECK(j["filesystems"][0]["mirror"].is_null());
 	CHECK(j["unfenced"].empty());
+	CHECK(j["absent"].empty());
 	CHECK(j["mirror_target"] == "stopped");
 	CHECK(j["last_takeover"]["first_op_ms"] == 1100);
 	CHECK(j["last_takeover"]["from"]["name"] == "b");

@@ -61,20 +61,22 @@ sum_list() {
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 # fence_ack REQ_OUT VICTIM VICTIM_GUEST SECS: wait for the fence request
-# about node VICTIM in the requester's out dir, make sure the victim's QEMU
-# (guest VICTIM_GUEST) is gone (kill it if not), acknowledge, as fence_xvm
-# would.  Returns 1 if no request came within SECS.
+# about node VICTIM in the requester's out dir (guest/fence-vm.sh: its
+# PID), make sure the victim's QEMU (guest VICTIM_GUEST) is gone (kill it if
+# not), remove the request and acknowledge, as fence_xvm would.  Returns 1
+# if no request came within SECS.
 fence_ack() {
-	local t
-	for ((t = 0; t < $4 * 20; t++)); do
-		[ -e "$1/fence-request-$2" ] && break
+	local t req=$1/fence-request-$2 pid=
+	for ((t = 0; t < $4 * 50; t++)); do
+		[ -s "$req" ] && read -r pid < "$req" && [ -n "$pid" ] && break
 		[ -e "$1/status" ] && return 1
-		sleep 0.05
+		sleep 0.02
 	done
-	[ -e "$1/fence-request-$2" ] || return 1
+	[ -n "$pid" ] || return 1
 	! _vm_qemu_pid "$3" > /dev/null || vm_kill "$3" || fail "fence: cannot kill $3: $VM_REASON"
 	_vm_qemu_pid "$3" > /dev/null && fail "fence: $3's QEMU still runs"
-	echo "$3's QEMU is gone (killed by the host)" > "$1/fence-ack-$2"
+	rm -f "$req"
+	echo "$3's QEMU is gone (killed by the host)" > "$1/fence-ack-$2-$pid"
 }
 
 # wait_fs OUT WANT SECS: until fs_status starts with WANT (e.g. "b serving

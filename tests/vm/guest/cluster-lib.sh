@@ -13,32 +13,29 @@
 # CLUSTER_REMIRROR (mirror_after_takeover), CLUSTER_FENCE_DELAY
 # (fence_delay_ms), CLUSTER_GRACE (daemon_grace_ms).
 
+# shellcheck disable=SC2034 # used by the scripts that source this
 here=$(dirname "$VM_SCRIPT")
 wl=$here/crash_workload.py
 status=/out/twinfsd-status.json
 sys=/sys/fs/twinfs/vda
-td_pid= cs_pid= ifc=
+td_pid='' cs_pid='' ifc=''
 case ${CLUSTER_NODE:-} in
-a) me=10.0.0.1 peer=10.0.0.2 ;;
-b) me=10.0.0.2 peer=10.0.0.1 ;;
+a) me=10.0.0.1 ;;
+b) me=10.0.0.2 ;;
 *) die "CLUSTER_NODE must be a or b" ;;
 esac
 node=$CLUSTER_NODE
 
-# json_get EXPR: a value from twinfsd's status file (python3 expression on j).
+# json_get FILTER: a value from twinfsd's status file (a jq filter, raw
+# output; jq starts much faster than python3 under TCG).
 json_get() {
-	python3 -S -c 'import json,sys
-try:
-    j = json.load(open(sys.argv[1]))
-    print(eval(sys.argv[2]))
-except Exception:
-    print("")' "$status" "$1" 2> /dev/null
+	jq -r "$1" "$status" 2> /dev/null || echo
 }
 
-# The first file system's "holder state mounted_here", e.g. "b serving True".
-FS0='j["filesystems"][0]["holder"]["name"] + " " + j["filesystems"][0]["state"] + " " + str(j["filesystems"][0]["mounted_here"])'
+# The first file system's "holder state mounted_here", e.g. "b serving true".
+FS0='.filesystems[0] | "\(.holder.name) \(.state) \(.mounted_here)"'
 
-# wait_json EXPR WANT SECS (wall clock: python3 itself is slow under TCG)
+# wait_json FILTER WANT SECS (wall clock)
 wait_json() {
 	local end=$((SECONDS + $3))
 	while [ "$SECONDS" -lt "$end" ]; do
@@ -190,9 +187,9 @@ EOC
 	twinfsd_start
 
 	# Both members, the same leader (node 1, the lowest id), quorate.
-	wait_json 'len(j["members"])' 2 180
-	wait_json 'j["quorate"] and j["synced"]' True 60
-	echo "members=$(json_get '" ".join(str(m["id"]) for m in j["members"])') leader=$(json_get 'j["leader"]["id"]') ring=$(json_get 'j["ring_seq"]')" > /out/joined
+	wait_json '.members | length' 2 180
+	wait_json '.quorate and .synced' true 60
+	echo "members=$(json_get '[.members[].id | tostring] | join(" ")') leader=$(json_get '.leader.id') ring=$(json_get '.ring_seq')" > /out/joined
 	log "joined: $(cat /out/joined); $(corosync-quorumtool -s | grep -E '^(Quorate|Flags)' | tr -s ' ' | tr '\n' ' ')"
 	corosync-quorumtool -s > /out/quorumtool.txt 2>&1
 }

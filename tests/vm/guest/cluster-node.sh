@@ -39,7 +39,7 @@ while :; do
 	reply=ok
 	case $verb in
 	serve)
-		wait_json "$FS0" "$node serving True" 180
+		wait_json "$FS0" "$node serving true" 180
 		log "twinfsd serves fs0 here: $(read -r l < "$sys/mirror"; echo "$l")"
 		m=()
 		[ ! -e /out/manifest-in.json ] || m=(--manifest /out/manifest-in.json)
@@ -66,7 +66,7 @@ while :; do
 		[[ "$r" == ok* ]] || die "giveback: $r"
 		other=a
 		[ "$node" = b ] || other=b
-		wait_json "$FS0" "$other serving False" 120
+		wait_json "$FS0" "$other serving false" 120
 		reply="ok $(grep -E 'giveback|released' /out/twinfsd.log | tail -1)"
 		;;
 	restart-twinfsd)
@@ -75,8 +75,8 @@ while :; do
 		grep -q ' /mnt twinfs ' /proc/mounts || die "/mnt is not mounted after twinfsd was killed"
 		sleep "${a1:-1}"
 		twinfsd_start
-		wait_json 'j["synced"] and j["quorate"] and len(j["members"]) == 2' True 60
-		wait_json "$FS0" "$node serving True" 60
+		wait_json '.synced and .quorate and (.members | length) == 2' true 60
+		wait_json "$FS0" "$node serving true" 60
 		grep -q ' /mnt twinfs ' /proc/mounts || die "/mnt is not mounted after twinfsd's restart"
 		reply="ok $(grep -E 'adopt' /out/twinfsd.log | tail -1)"
 		;;

@@ -35,7 +35,7 @@ cluster_up
 
 case $role in
 a)
-	wait_json 'j["filesystems"][0]["mounted_here"]' True 60
+	wait_json '.filesystems[0].mounted_here' true 60
 	for ((i = 0; i < 600; i++)); do
 		read -r l < "$sys/mirror"
 		[[ "$l" == *" mirrored "* ]] && break
@@ -53,12 +53,12 @@ a)
 	die "the workload ended by itself (it runs until the host kills the guest)"
 	;;
 b)
-	wait_json 'j["filesystems"][0]["target_here"]' True 60
+	wait_json '.filesystems[0].target_here' true 60
 	log "mirror target: $(cat /sys/fs/twinfs/mirror_target)"
 	# twinfsd takes over by itself once a is gone and fenced.
-	wait_json "$FS0" "b serving True" 200
+	wait_json "$FS0" "b serving true" 200
 	log "twinfsd took over: $(grep -E 'taken over|fence' /out/twinfsd.log | tail -3 | tr '\n' '|')"
-	json_get 'j["last_takeover"]' > /out/takeover-times.txt
+	json_get '.last_takeover' > /out/takeover-times.txt
 	while [ ! -e /out/takeover ]; do sleep 0.2; done
 	. /out/takeover		# PREV_ITER, PREV_ACKS
 	python3 -S "$wl" verify --seed "$CLUSTER_SEED" --prev-iter "$PREV_ITER" \
@@ -83,7 +83,7 @@ b)
 		r=$(control "giveback fs0")
 		log "control socket: $r"
 		[[ "$r" == ok* ]] || die "giveback: $r"
-		wait_json "$FS0" "a serving False" 120
+		wait_json "$FS0" "a serving false" 120
 		echo "giveback_ms=$((($(date +%s%N) - t0) / 1000000))" > /out/giveback.txt
 		log "giveback done: $(cat /out/giveback.txt); $(grep -E 'giveback|released' /out/twinfsd.log | tail -2 | tr '\n' '|')"
 		: > /out/given-back
@@ -103,7 +103,7 @@ a-return)
 	# The map says b serves fs0: twinfsd starts our mirror target; b's
 	# mount resyncs to it and b gives fs0 back (that may all be over
 	# before this script looks): twinfsd stops the target and mounts.
-	wait_json "$FS0" "a serving True" 240
+	wait_json "$FS0" "a serving true" 240
 	grep -q 'fs0: mirror target for node 2' /out/twinfsd.log || die "twinfsd never ran the mirror target for b"
 	log "took fs0 back: $(grep -E 'mirror target for|taken back|taking back' /out/twinfsd.log | tail -3 | tr '\n' '|')"
 	save=$(cat "$sys/records_replayed" 2> /dev/null)

@@ -3,22 +3,20 @@
 # the cluster scenarios (guest/cluster-lib.sh):  fence-vm.sh NODE
 #
 # Like fence_xvm for real VMs, it asks the host, which owns the QEMUs:
-# writes /out/fence-request-NODE and waits for the host's
-# /out/fence-ack-NODE (written once the named QEMU is gone).  Exit 0:
-# fenced; 1: no answer within FENCE_TIMEOUT seconds (30).  POSIX sh (dash
-# starts much faster than bash under TCG), polling every 20 ms.
+# writes its PID to /out/fence-request-NODE and waits for the host's
+# /out/fence-ack-NODE-PID (written, and the request removed, once the named
+# QEMU is gone).  Exit 0: fenced; 1: no answer within FENCE_TIMEOUT seconds
+# (30).  POSIX sh with builtins only but sleep: dash starts much faster
+# than bash under TCG and every exec costs there.
 set -u
 node=${1:?usage: fence-vm.sh NODE}
-req=/out/fence-request-$node
-ack=/out/fence-ack-$node
-rm -f "$ack"
-echo "$(date +%s%N) $node" > "$req.tmp" && mv "$req.tmp" "$req"
+ack=/out/fence-ack-$node-$$
+echo $$ > "/out/fence-request-$node"
 n=$((${FENCE_TIMEOUT:-30} * 50))
 while [ "$n" -gt 0 ]; do
 	if [ -e "$ack" ]; then
 		read -r why < "$ack"
 		echo "fence-vm: node $node fenced by the host: $why" >&2
-		rm -f "$req"
 		exit 0
 	fi
 	sleep 0.02

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # vm-guests: 2
 # twinfsd on corosync, failure after failure (issue 7): two guests (node a,
-# node b; guest/cluster-node.sh, the setup of 90-cluster) with
-# mirror_after_takeover, the owner killed CLUSTER_KILLS times (20; 
+# node b; guest/cluster-node.sh, the setup of 90-cluster) with twinfsd's
+# defaults (mirror_after_takeover = yes), the owner killed CLUSTER_KILLS times (20; 
 # TWINFS_SOAK=1: 100) by role swap: the holder H of fs0 runs the workload
 # (acks to the host through /out), the host kills H's QEMU once H's mount
 # is mirrored to the partner P, acknowledges P's fence request, P's
@@ -29,7 +29,7 @@
 # Prints per round the failover time next to corosync's token timeout, and
 # "kills: N, acknowledged ops checked: M, lost: 0" (cluster-rounds.txt).
 #
-#   CLUSTER_KILLS, CLUSTER_PHASES, CLUSTER_SEED, CLUSTER_TOKEN (ms, 3000),
+#   CLUSTER_KILLS, CLUSTER_PHASES, CLUSTER_SEED, CLUSTER_TOKEN (ms, 2000),
 #   CLUSTER_FENCE_DELAY (twinfsd's fence_delay_ms, its default if unset),
 #   CLUSTER_GRACE (daemon_grace_ms)
 set -uo pipefail
@@ -37,6 +37,7 @@ set -uo pipefail
 . "$VM_TESTS/cluster-lib.sh"
 
 nw=2
+CLUSTER_TOKEN=${CLUSTER_TOKEN:-2000}
 cluster_setup
 kills=${CLUSTER_KILLS:-20}
 [ "${TWINFS_SOAK:-0}" != 1 ] || kills=${CLUSTER_KILLS:-100}
@@ -44,7 +45,6 @@ phases=${CLUSTER_PHASES-restart@2 partner@3 giveback@4 cut@5}
 guest=$VM_TESTS/guest/cluster-node.sh
 sumf=$VM_LOGDIR/cluster-rounds.txt
 : > "$sumf"
-cl_envs+=(--env CLUSTER_REMIRROR=yes)
 [ -z "${CLUSTER_FENCE_DELAY:-}" ] || cl_envs+=(--env CLUSTER_FENCE_DELAY="$CLUSTER_FENCE_DELAY")
 [ -z "${CLUSTER_GRACE:-}" ] || cl_envs+=(--env CLUSTER_GRACE="$CLUSTER_GRACE")
 
@@ -125,6 +125,9 @@ serve() {
 	vm_log "${gname[$n]} serves iteration $2 (iteration $3: $4 acknowledged, $r)"
 }
 
+# fences NODE: how many fences its twinfsd started.
+fences() { grep -c 'fencing node' "${gout[$1]}/twinfsd.log"; }
+
 # sleep_ms MS
 sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
 
@@ -160,12 +163,13 @@ phase() {
 	restart)
 		mirrored "$H"
 		o=${gout[$P]}
+		nf=$(fences "$P")
 		t0=$(date +%s%N)
 		cmd "$H" restart-twinfsd 1
 		s=$(done_wait "$H" 120)
 		acks_grow "$H" "$iter" 20
 		sleep 2
-		[ ! -e "$o/fence-request-$H" ] || fail "$P asked to fence $H after its twinfsd restarted"
+		[ "$(fences "$P")" = "$nf" ] || fail "$P fenced $H after its twinfsd restarted"
 		[[ "$(fs_status "$o")" == "$H serving False"* ]] || fail "$P: $(fs_status "$o")"
 		echo "restart: twinfsd on $H SIGKILLed and restarted mid-workload: no fence, serving again after $(ms_since "$t0") ms, acks go on; $s" | tee -a "$sumf" >&2
 		;;
@@ -184,9 +188,7 @@ phase() {
 		[[ "$s" == "$H serving True "*" degraded "* ]] || fail "$H after its partner's kill: $s"
 		acks_grow "$H" "$iter" 20
 		echo "partner: $P killed mid-workload, $H fenced it, degraded after $(ms_since "$t0") ms, kept serving and acknowledging ($s)" | tee -a "$sumf" >&2
-		gout[$P]=
 		boot "$P"
-		joined "$P"
 		;;
 	giveback)
 		[ "$H" = b ] || fail "the giveback phase needs b as the holder (it is $H)"
@@ -234,9 +236,7 @@ phase() {
 		s=$(fs_status "${gout[$H]}")
 		[[ "$s" == "$H serving True"* ]] || fail "cut: $H after the cut: $s"
 		echo "cut: link down both ways; $H fenced $P $(ms_since "$t0") ms later ($P's own fence of $H still delayed), $H kept serving ($s); $P never mounted" | tee -a "$sumf" >&2
-		gout[$P]=
 		boot "$P"
-		joined "$P"
 		;;
 	*) fail "unknown phase $p" ;;
 	esac
@@ -259,25 +259,27 @@ for ((r = 1; r <= kills; r++)); do
 		{ [ -e "${gout[$P]}/status" ] && guest_failed "${gname[$P]}" "${gout[$P]}"
 		  fail "${gname[$P]} asked for no fence of $H within 60 s of the kill"; }
 	req_ms=$(ms_since "$t_kill")
-	gout[$H]=
+	# The killed node is fenced: it boots again (fresh nvdimm) while its
+	# partner takes over.
+	killed=${gname[$H]}
+	boot "$H"
 	wait_fs "${gout[$P]}" "$P serving True" 120 ||
 		{ [ -e "${gout[$P]}/status" ] && guest_failed "${gname[$P]}" "${gout[$P]}"
 		  fail "${gname[$P]} did not take over within 120 s (status: $(fs_status "${gout[$P]}"))"; }
 	failover_ms=$(ms_since "$t_kill")
 	nkills=$((nkills + 1))
 	old=$H H=$P P=$old
-	boot "$P"
 	tl=$(grep -h 'taken over from node' "${gout[$H]}/twinfsd.log" | tail -1 | sed 's/.*fs0: taken over from node [0-9]*: //; s/; corosync token.*//')
 	serve "$H" $((iter + 1)) "$iter" "$acks"
-	echo "round $r: ${gname[$P]} killed ${delay_ms} ms into the workload (acks $acks); ${gname[$H]} serving ${failover_ms} ms after the kill (fence asked at ${req_ms} ms); corosync token ${token} ms, consensus ${consensus} ms; twinfsd: $tl" |
+	echo "round $r: $killed killed ${delay_ms} ms into the workload (acks $acks); ${gname[$H]} serving ${failover_ms} ms after the kill (fence asked at ${req_ms} ms); corosync token ${token} ms, consensus ${consensus} ms; twinfsd: $tl" |
 		tee -a "$sumf" >&2
 	iter=$((iter + 1))
-	joined "$P"
 done
 
 # The end: the holder stops cleanly (umount, RELEASED), the other node takes
 # fs0 back without a fence and verifies everything.
 mirrored "$H"
+nf=$(fences "$P")
 cmd "$H" stop
 done_wait "$H" 60 > /dev/null
 acks=$(count_acks "${gout[$H]}" "$iter" "$nw")
@@ -286,7 +288,7 @@ done_wait "$H" 120 > /dev/null
 vm_wait "${gname[$H]}" || fail "${gname[$H]}: $VM_REASON"
 gout[$H]=
 wait_fs "${gout[$P]}" "$P serving True" 60 || fail "$P did not take fs0 back after $H stopped: $(fs_status "${gout[$P]}")"
-[ ! -e "${gout[$P]}/fence-request-$H" ] || fail "$P fenced $H after a clean stop"
+[ "$(fences "$P")" = "$nf" ] || fail "$P fenced $H after a clean stop"
 serve "$P" $((iter + 1)) "$iter" "$acks"
 cmd "$P" stop
 done_wait "$P" 60 > /dev/null

@@ -73,11 +73,10 @@ struct Config {
 	std::string status_file = "/run/twinfsd/status.json";
 	std::string control_socket = "/run/twinfsd/control";	// empty: none
 	std::string group = "twinfs";		// the CPG group name
-	// A takeover mount mirrors to the failed node (partner=), so that it
-	// resyncs once that node is back and runs its target.  Off until the
-	// module's resync from a taken-over copy is proven (90-cluster with
-	// CLUSTER_RETURN=1).
-	bool mirror_after_takeover = false;
+	// A takeover mount mirrors to the failed node (partner=), degraded
+	// until that node is back and runs its target, then resynced
+	// (91-cluster-rounds does it 20 times).  no: served unmirrored.
+	bool mirror_after_takeover = true;
 
 	const Node *node(NodeId id) const;
 	const Node *node_by_name(std::string_view name) const;
