@@ -50,37 +50,9 @@ ip netns add $ns1 && ip netns add $ns2 &&
 	ip -n $ns1 link set twinfs-v1 up && ip -n $ns2 link set twinfs-v2 up &&
 	ip -n $ns1 link set lo up && ip -n $ns2 link set lo up || fail "cannot set up the namespaces"
 
-cat > "$dir/corosync.conf" << 'EOF2'
-totem {
-	version: 2
-	cluster_name: twinfs-netns
-	transport: knet
-	crypto_cipher: none
-	crypto_hash: none
-	token: 1000
-}
-nodelist {
-	node {
-		ring0_addr: 10.9.0.1
-		name: a
-		nodeid: 1
-	}
-	node {
-		ring0_addr: 10.9.0.2
-		name: b
-		nodeid: 2
-	}
-}
-quorum {
-	provider: corosync_votequorum
-	two_node: 1
-}
-logging {
-	to_stderr: yes
-	to_syslog: no
-	timestamp: hires
-}
-EOF2
+# shellcheck source=corosync-conf.sh
+. "$(dirname "$0")/corosync-conf.sh"
+corosync_conf twinfs-netns knet 1000 10.9.0.1 10.9.0.2 > "$dir/corosync.conf"
 cat > "$dir/fence.sh" << EOF2
 #!/bin/sh
 # fence.sh NAME ID: "power off" the node: kill its corosync and twinfsd.

@@ -15,6 +15,8 @@
 
 # shellcheck disable=SC2034 # used by the scripts that source this
 here=$(dirname "$VM_SCRIPT")
+# shellcheck source=../../cluster/corosync-conf.sh
+. "$TWINFS_SRC/tests/cluster/corosync-conf.sh"
 wl=$here/crash_workload.py
 status=/out/twinfsd-status.json
 sys=/sys/fs/twinfs/vda
@@ -124,53 +126,13 @@ cluster_up() {
 	for _ in $(seq 50); do [ -b /dev/pmem0 ] && break; sleep 0.1; done
 	[ -b /dev/pmem0 ] || die "no /dev/pmem0 (nvdimm)"
 
-	for _ in $(seq 100); do
-		for n in /sys/class/net/*; do
-			[ "${n##*/}" = lo ] || { ifc=${n##*/}; break; }
-		done
-		[ -n "$ifc" ] && break
-		sleep 0.1
-	done
-	[ -n "$ifc" ] || die "no network interface besides lo"
-	run ip addr add "$me/24" dev "$ifc"
-	run ip link set "$ifc" up
-	run ip link set lo up
+	net_up "$me"
+	ifc=$NET_IFC
 
 	printf '%s' "$CLUSTER_KEY" | xxd -r -p > /tmp/cluster.key && chmod 600 /tmp/cluster.key
 
 	mkdir -p /etc/corosync /var/lib/corosync /var/log/corosync /run/corosync
-	cat > /tmp/corosync.conf << EOC
-totem {
-	version: 2
-	cluster_name: twinfs-vm
-	transport: ${CLUSTER_TRANSPORT:-knet}
-	crypto_cipher: none
-	crypto_hash: none
-	token: ${CLUSTER_TOKEN:-3000}
-}
-nodelist {
-	node {
-		ring0_addr: 10.0.0.1
-		name: a
-		nodeid: 1
-	}
-	node {
-		ring0_addr: 10.0.0.2
-		name: b
-		nodeid: 2
-	}
-}
-quorum {
-	provider: corosync_votequorum
-	two_node: 1
-}
-logging {
-	to_stderr: yes
-	to_syslog: no
-	to_logfile: no
-	timestamp: hires
-}
-EOC
+	corosync_conf twinfs-vm "${CLUSTER_TRANSPORT:-knet}" "${CLUSTER_TOKEN:-3000}" 10.0.0.1 10.0.0.2 > /tmp/corosync.conf
 	corosync -f -c /tmp/corosync.conf > /out/corosync.log 2>&1 &
 	cs_pid=$!
 	for _ in $(seq 100); do
