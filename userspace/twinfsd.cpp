@@ -317,6 +317,7 @@ private:
 	// Delayed fences (fence_delay_ms): since when each (node, seq) waits.
 	std::map<std::pair<NodeId, std::uint64_t>, Clock::time_point> fence_wait_;
 	std::set<std::string> adopted_;		// mounted at start, to announce
+	std::optional<Clock::time_point> wake_;	// the next delayed fence is due
 };
 
 // ---- events ------------------------------------------------------------
@@ -601,8 +602,12 @@ void Daemon::act()
 				log(LOG_WARNING, "fence of node " + std::to_string(a.node) + " delayed by " +
 							 std::to_string(a.delay_ms) +
 							 " ms (it holds a file system: fence_delay_ms)");
-			if (ms_between(it->second, Clock::now()) < a.delay_ms)
+			const auto due = it->second + std::chrono::milliseconds(a.delay_ms);
+			if (Clock::now() < due) {
+				if (!wake_ || due < *wake_)
+					wake_ = due;
 				continue;
+			}
 		}
 		try {
 			execute(a);
@@ -1049,7 +1054,13 @@ int Daemon::run()
 		pollfd p[5] = {{cpg_.fd(), POLLIN, 0}, {quorum_.fd(), POLLIN, 0},
 			       {sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0},
 			       {ctl_fd, POLLIN, 0}};	// fd -1: ignored
-		if (::poll(p, 5, -1) < 0) {
+		// A delayed fence is due before the next tick: wake up for it.
+		int timeout = -1;
+		if (wake_) {
+			timeout = static_cast<int>(std::max<std::int64_t>(0, ms_between(Clock::now(), *wake_) + 1));
+			wake_.reset();
+		}
+		if (::poll(p, 5, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			throw sys_error("poll");
