@@ -2,10 +2,10 @@
 // The cluster part of twinfsctl status: see
 // include/twinfs_user/cluster_view.hpp.
 #include "twinfs_user/cluster_view.hpp"
+#include "twinfs_user/status.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -57,27 +57,6 @@ std::string node_list(const json &j, const char *key)
 	for (const auto &n : *it)
 		s += (s.empty() ? "" : ", ") + node(n, true);
 	return s;
-}
-
-std::string table(const std::vector<std::vector<std::string>> &rows)
-{
-	std::vector<std::size_t> width;
-	for (const auto &r : rows) {
-		width.resize(std::max(width.size(), r.size()), 0);
-		for (std::size_t i = 0; i < r.size(); i++)
-			width[i] = std::max(width[i], r[i].size());
-	}
-	std::string out;
-	for (const auto &r : rows) {
-		std::string line;
-		for (std::size_t i = 0; i < r.size(); i++) {
-			line += r[i];
-			if (i + 1 < r.size())
-				line += std::string(width[i] - r[i].size() + 2, ' ');
-		}
-		out += line + "\n";
-	}
-	return out;
 }
 
 json parse(std::string_view text, const char *what)
@@ -132,7 +111,7 @@ std::string format_table(std::string_view daemon_json)
 				node_at(f, "target"), mirror, here.empty() ? "-" : here,
 				str(f, "device"), str(f, "mountpoint")});
 	}
-	out += rows.size() == 1 ? "no file system configured\n" : table(rows);
+	out += rows.size() == 1 ? "no file system configured\n" : status::format_columns(rows);
 	out += "mirror target here: " + str(j, "mirror_target", "(module not loaded)") + "\n";
 	if (j.contains("unfenced") && j["unfenced"].is_array() && !j["unfenced"].empty())
 		out += "not fenced yet: " + node_list(j, "unfenced") + "\n";

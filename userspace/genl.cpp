@@ -511,20 +511,7 @@ std::string format_status_table(const std::vector<FsStatus> &fss)
 			std::to_string(f.records_replayed),
 		});
 	}
-	std::vector<std::size_t> width(head.size(), 0);
-	for (const auto &r : rows)
-		for (std::size_t i = 0; i < r.size(); i++)
-			width[i] = std::max(width[i], r[i].size());
-	std::string out;
-	for (const auto &r : rows) {
-		std::string line;
-		for (std::size_t i = 0; i < r.size(); i++) {
-			line += r[i];
-			if (i + 1 < r.size())
-				line += std::string(width[i] - r[i].size() + 2, ' ');
-		}
-		out += line + "\n";
-	}
+	std::string out = status::format_columns(rows);
 	if (fss.front().node_id)
 		out += "node id: " + std::to_string(*fss.front().node_id) + "\n";
 	return out;

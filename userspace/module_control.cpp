@@ -100,23 +100,31 @@ public:
 			throw sys_error("umount " + mountpoint);
 	}
 
+	// Never throws (the daemon writes its status file from it every
+	// second): what cannot be read is said in target.
 	ModuleStatus status() const override
 	{
 		ModuleStatus st;
-		genl::Socket sock;
-		st.loaded = sock.family_present();
-		if (!st.loaded)
-			return st;
-		const auto t = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false, "mirror target status");
-		if (t.size() != 1)
-			throw genl::Error("mirror target status: " + std::to_string(t.size()) +
-						  " replies, not 1",
-					  EBADMSG);
-		st.target = target_line(genl::parse_target_status(t.front()));
-		for (const auto &r : sock.request(TWINFS_CMD_STATUS, {}, true, "status of the mounts")) {
-			const genl::FsStatus f = genl::parse_status(r);
-			st.mirror[f.device] = to_string(MirrorStatus{
-				f.mirror_state, f.transport.value_or(""), f.partner.value_or("")});
+		try {
+			genl::Socket sock;
+			st.loaded = sock.family_present();
+			if (!st.loaded)
+				return st;
+			const auto t = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false,
+						    "mirror target status");
+			if (t.size() != 1)
+				throw genl::Error("mirror target status: " + std::to_string(t.size()) +
+							  " replies, not 1",
+						  EBADMSG);
+			st.target = target_line(genl::parse_target_status(t.front()));
+			for (const auto &r :
+			     sock.request(TWINFS_CMD_STATUS, {}, true, "status of the mounts")) {
+				const genl::FsStatus f = genl::parse_status(r);
+				st.mirror[f.device] = to_string(MirrorStatus{
+					f.mirror_state, f.transport.value_or(""), f.partner.value_or("")});
+			}
+		} catch (const std::exception &e) {
+			st.target = std::string("unknown: ") + e.what();
 		}
 		return st;
 	}

@@ -66,6 +66,7 @@ public:
 	virtual void takeover(const MountSpec &spec) = 0;
 	// Unmount (giveback, lost quorum).
 	virtual void relinquish(const std::string &mountpoint) = 0;
+	// Does not throw: what cannot be read is said in ModuleStatus::target.
 	virtual ModuleStatus status() const = 0;
 };
 
