@@ -13,8 +13,8 @@
 //
 // One thread, one poll loop: CPG, votequorum, signalfd (SIGTERM, SIGINT,
 // SIGHUP, SIGCHLD of the fence command), a timerfd for retries and the
-// status file, the control socket and twinfs.ko's events (module_events).  Mounts run in the loop: corosync queues our events
-// meanwhile.
+// status file, the control socket and twinfs.ko's events (module_events).
+// Mounts run in the loop: corosync queues our events meanwhile.
 #include "corosync.hpp"
 #include "twinfs_user/cluster.hpp"
 #include "twinfs_user/cluster_config.hpp"
