@@ -62,12 +62,17 @@ struct twinfs_cm_lane *twinfs_cm_get_credit(struct super_block *sb,
 void twinfs_cm_put_credit(struct super_block *sb, struct twinfs_cm_lane *l,
 			  u32 credit);
 int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op);
+/* Waits until the inode's last record is durable. */
+void twinfs_cm_sync_inode(struct inode *inode);
 /* After a consistency point up to cp_seq: frees the records it holds. */
 int twinfs_cm_trim(struct super_block *sb, u64 cp_seq);
 u64 twinfs_cm_last_seq(struct super_block *sb);
 /* Replay: the seq of the last record applied. */
 void twinfs_cm_set_seq(struct super_block *sb, u64 seq);
 void twinfs_cm_stats(struct super_block *sb, u64 *size, u64 *used);
+/* sysfs group_commit: records in flight now and at most, waits deferred
+ * to the return to user space. */
+ssize_t twinfs_cm_group_commit_show(struct super_block *sb, char *buf);
 const char *twinfs_cm_device(struct super_block *sb);
 bool twinfs_cm_volatile(struct super_block *sb);
 struct twinfs_cm_header_info {

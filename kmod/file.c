@@ -172,7 +172,8 @@ static ssize_t twinfs_file_write_iter(struct kiocb *iocb,
  * Every operation returned with its records durable, so fsync has nothing
  * to write, except what the records do not hold: bytes written through
  * mmap (a consistency point takes them), and everything when the change
- * memory is volatile.
+ * memory is volatile.  The inode's last record is waited for: the thread
+ * that appended it may not have returned yet.
  */
 int twinfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
@@ -183,6 +184,8 @@ int twinfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 	if (xchg(&TWINFS_I(inode)->mmap_dirty, false) ||
 	    twinfs_cm_volatile(sb))
 		err = twinfs_cp_run(sb);
+	else
+		twinfs_cm_sync_inode(inode);
 	err2 = file_check_and_advance_wb_err(file);
 	return err ?: err2;
 }

@@ -84,81 +84,6 @@ static const struct nla_policy twinfs_set_node_policy[TWINFS_A_MAX + 1] = {
 	[TWINFS_A_NODE_ID] = NLA_POLICY_MAX(NLA_U32, TWINFS_MAX_NODES - 1),
 };
 
-/* ---- accessors of what mirror.c and mirror_target.c show in sysfs ---- */
-
-struct twinfs_genl_mirror_info {
-	char state[16];			/* "none" without a partner */
-	char transport[16];		/* "" without a partner */
-};
-
-/* twinfs_mirror_show(): "none" or "<transport> <addr> <state> ...". */
-static void twinfs_genl_mirror_info(struct super_block *sb, char *page,
-				    struct twinfs_genl_mirror_info *mi)
-{
-	strscpy(mi->state, "none", sizeof(mi->state));
-	mi->transport[0] = '\0';
-	if (twinfs_mirror_show(sb, page) <= 0)
-		return;
-	if (sscanf(page, "%15s %*s %15s", mi->transport, mi->state) != 2) {
-		strscpy(mi->state, "none", sizeof(mi->state));
-		mi->transport[0] = '\0';
-	}
-}
-
-struct twinfs_genl_target_info {
-	bool listening;
-	bool serving;
-	bool partial;			/* copy=partial: a resync is unfinished */
-	unsigned int port;
-	char device[TWINFS_GENL_PATH_MAX + 1];
-	char transport[8];		/* what it offers: "tcp" or "rdma" */
-	unsigned long long size, writes, conns, refused;
-};
-
-/* One "key=value" word of twinfs_target_show()'s line. */
-static void twinfs_genl_target_word(const char *w,
-				    struct twinfs_genl_target_info *ti)
-{
-	char v[8];
-
-	if (sscanf(w, "port=%u", &ti->port) == 1 ||
-	    sscanf(w, "device=%63s", ti->device) == 1 ||
-	    sscanf(w, "size=%llu", &ti->size) == 1 ||
-	    sscanf(w, "writes=%llu", &ti->writes) == 1 ||
-	    sscanf(w, "connections=%llu", &ti->conns) == 1 ||
-	    sscanf(w, "refused=%llu", &ti->refused) == 1)
-		return;
-	if (sscanf(w, "serving=%3s", v) == 1)
-		ti->serving = !strcmp(v, "yes");
-	else if (sscanf(w, "copy=%7s", v) == 1)
-		ti->partial = !strcmp(v, "partial");
-	else if (sscanf(w, "rdma=%3s", v) == 1)
-		strscpy(ti->transport, strcmp(v, "yes") ? "tcp" : "rdma",
-			sizeof(ti->transport));
-}
-
-/* twinfs_target_show(): "stopped" or "listening key=value ...". */
-static int twinfs_genl_target_info(char *page,
-				   struct twinfs_genl_target_info *ti)
-{
-	char *p, *w;
-
-	memset(ti, 0, sizeof(*ti));
-	if (twinfs_target_show(page) <= 0)
-		return -EIO;
-	if (!strncmp(page, "stopped", 7))
-		return 0;
-	if (strncmp(page, "listening ", 10))
-		return -EIO;
-	p = strim(page + 10);
-	while ((w = strsep(&p, " ")))
-		twinfs_genl_target_word(w, ti);
-	if (!ti->port || !ti->device[0])
-		return -EIO;
-	ti->listening = true;
-	return 0;
-}
-
 /* ---- messages ---- */
 
 static int twinfs_genl_put_id(struct sk_buff *skb, struct super_block *sb)
@@ -178,14 +103,12 @@ static int twinfs_genl_put_node(struct sk_buff *skb)
 	return 0;
 }
 
-/* One STATUS message about sb; the caller holds twinfs_genl_mounts_lock.
- * page: a free page for the text accessors. */
+/* One STATUS message about sb; the caller holds twinfs_genl_mounts_lock. */
 static int twinfs_genl_fill_status(struct sk_buff *skb, u32 portid, u32 seq,
-				   int flags, struct super_block *sb,
-				   char *page)
+				   int flags, struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
-	struct twinfs_genl_mirror_info mi;
+	struct twinfs_mirror_info mi;
 	u64 size, used;
 	void *hdr;
 
@@ -194,13 +117,13 @@ static int twinfs_genl_fill_status(struct sk_buff *skb, u32 portid, u32 seq,
 	if (!hdr)
 		return -EMSGSIZE;
 	twinfs_cm_stats(sb, &size, &used);
-	twinfs_genl_mirror_info(sb, page, &mi);
+	twinfs_mirror_info(sb, &mi);
 	if (twinfs_genl_put_id(skb, sb) || twinfs_genl_put_node(skb) ||
 	    nla_put_u32(skb, TWINFS_A_MOUNT_NODE, sbi->opts.node) ||
 	    (sbi->opts.partner &&
 	     nla_put_string(skb, TWINFS_A_PARTNER, sbi->opts.partner)) ||
 	    nla_put_string(skb, TWINFS_A_MIRROR_STATE, mi.state) ||
-	    (mi.transport[0] &&
+	    (mi.transport &&
 	     nla_put_string(skb, TWINFS_A_TRANSPORT, mi.transport)) ||
 	    nla_put_string(skb, TWINFS_A_CM_DEVICE, twinfs_cm_device(sb)) ||
 	    nla_put_u64_64bit(skb, TWINFS_A_CM_USED, used, TWINFS_A_PAD) ||
@@ -245,7 +168,6 @@ static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct super_block *sb;
 	struct sk_buff *msg;
-	char *page;
 	int err;
 
 	if (!info->attrs[TWINFS_A_DEVICE] && !info->attrs[TWINFS_A_UUID]) {
@@ -262,29 +184,21 @@ static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
-	page = (char *)__get_free_page(GFP_KERNEL);
-	if (!page) {
-		err = -ENOMEM;
-		goto out_msg;
-	}
 	mutex_lock(&twinfs_genl_mounts_lock);
 	sb = twinfs_genl_find(info);
 	if (!sb) {
 		mutex_unlock(&twinfs_genl_mounts_lock);
 		GENL_SET_ERR_MSG(info, "no twinfs file system with that device or uuid is mounted");
 		err = -ENODEV;
-		goto out_page;
+		goto out_msg;
 	}
 	err = twinfs_genl_fill_status(msg, info->snd_portid, info->snd_seq, 0,
-				      sb, page);
+				      sb);
 	mutex_unlock(&twinfs_genl_mounts_lock);
 	if (err)
-		goto out_page;
-	free_page((unsigned long)page);
+		goto out_msg;
 	return genlmsg_reply(msg, info);
 
-out_page:
-	free_page((unsigned long)page);
 out_msg:
 	nlmsg_free(msg);
 	return err;
@@ -295,25 +209,20 @@ static int twinfs_genl_status_dumpit(struct sk_buff *skb,
 				     struct netlink_callback *cb)
 {
 	struct twinfs_genl_mount *m;
-	char *page;
 	int err = 0;
 
-	page = (char *)__get_free_page(GFP_KERNEL);
-	if (!page)
-		return -ENOMEM;
 	mutex_lock(&twinfs_genl_mounts_lock);
 	list_for_each_entry(m, &twinfs_genl_mounts, list) {
 		if (m->id < cb->args[0])
 			continue;
 		err = twinfs_genl_fill_status(skb, NETLINK_CB(cb->skb).portid,
 					      cb->nlh->nlmsg_seq, NLM_F_MULTI,
-					      m->sb, page);
+					      m->sb);
 		if (err)
 			break;
 		cb->args[0] = m->id + 1;
 	}
 	mutex_unlock(&twinfs_genl_mounts_lock);
-	free_page((unsigned long)page);
 	/* A full skb ends this part; the next call goes on after it. */
 	if (err == -EMSGSIZE && skb->len)
 		return skb->len;
@@ -393,21 +302,11 @@ static int twinfs_genl_target_stop(struct sk_buff *skb, struct genl_info *info)
 static int twinfs_genl_target_status(struct sk_buff *skb,
 				     struct genl_info *info)
 {
-	struct twinfs_genl_target_info ti;
+	struct twinfs_target_info ti;
 	struct sk_buff *msg;
-	char *page;
 	void *hdr;
-	int err;
 
-	page = (char *)__get_free_page(GFP_KERNEL);
-	if (!page)
-		return -ENOMEM;
-	err = twinfs_genl_target_info(page, &ti);
-	free_page((unsigned long)page);
-	if (err) {
-		GENL_SET_ERR_MSG(info, "cannot read the mirror target's state");
-		return err;
-	}
+	twinfs_target_info(&ti);
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
@@ -421,8 +320,8 @@ static int twinfs_genl_target_status(struct sk_buff *skb,
 	if (ti.listening &&
 	    (nla_put_u16(msg, TWINFS_A_PORT, ti.port) ||
 	     nla_put_string(msg, TWINFS_A_TARGET_DEVICE, ti.device) ||
-	     (ti.transport[0] &&
-	      nla_put_string(msg, TWINFS_A_TRANSPORT, ti.transport)) ||
+	     nla_put_string(msg, TWINFS_A_TRANSPORT,
+			    ti.rdma ? "rdma" : "tcp") ||
 	     nla_put_u64_64bit(msg, TWINFS_A_TARGET_SIZE, ti.size,
 			       TWINFS_A_PAD) ||
 	     (ti.serving && nla_put_flag(msg, TWINFS_A_TARGET_SERVING)) ||

@@ -24,6 +24,8 @@ struct inode *twinfs_alloc_inode(struct super_block *sb)
 	ei->ext_count = 0;
 	ei->flags = 0;
 	ei->undone = false;
+	/* Records before the inode came in may be about it. */
+	ei->rec_seq = TWINFS_SB(sb)->cm ? twinfs_cm_last_seq(sb) : 0;
 	memset(ei->ext, 0, sizeof(ei->ext));
 	return &ei->vfs_inode;
 }

@@ -30,6 +30,10 @@
  * come through twinfs_mirror_rdma_acked() (the CQ's workqueue), and the
  * TCP connection only carries keepalives; losing either ends both.
  *
+ * Requests with a done() callback are not waited for (the change
+ * memory's group commit): the ACK path completes them, and a watchdog
+ * drops a link that left the oldest one unanswered for mirror_timeout_ms.
+ *
  * Locks: m->send_lock (the socket's sending side, m->sock, m->rdma and
  * m->xport) is taken under a lane lock or the change-memory header lock;
  * m->lock (spinlock: the pending list, the state, m->dirty and
@@ -96,6 +100,7 @@ struct twinfs_mirror {
 	bool tail_ok;			/* dirty is all the partner lacks */
 	bool warned;
 	bool stopping;			/* umount: a lost link is no news */
+	struct delayed_work watchdog;
 };
 
 static struct twinfs_mirror *MIR(struct super_block *sb)
@@ -153,17 +158,30 @@ static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 	wake_up_all(&m->wq);
 }
 
+static void twinfs_mirror_mark(struct twinfs_mirror *m, u64 off, u32 len);
+
 /* Fails every request still waiting for an ACK. */
 static void twinfs_mirror_fail_all(struct twinfs_mirror *m)
 {
-	struct twinfs_mirror_req *r;
+	struct twinfs_mirror_req *r, *n;
+	LIST_HEAD(failed);
 
 	spin_lock(&m->lock);
-	list_for_each_entry(r, &m->pending, list)
-		if (r->status == 1)
+	list_for_each_entry_safe(r, n, &m->pending, list) {
+		if (r->status != 1)
+			continue;
+		if (r->done)
+			list_move_tail(&r->list, &failed);
+		else
 			r->status = -ENOTCONN;
+	}
 	spin_unlock(&m->lock);
 	wake_up_all(&m->wq);
+	list_for_each_entry_safe(r, n, &failed, list) {
+		list_del(&r->list);
+		twinfs_mirror_mark(m, r->off, r->len);
+		r->done(r, -ENOTCONN);
+	}
 }
 
 /* Drops the connection: whoever is blocked on the socket wakes up. */
@@ -177,24 +195,40 @@ static void twinfs_mirror_break(struct twinfs_mirror *m)
 	mutex_unlock(&m->send_lock);
 }
 
-/* An ACK of request id arrived (over either transport). */
-static void twinfs_mirror_acked(struct twinfs_mirror *m, u64 id)
+/* An ACK of request id arrived (over either transport); upto: of every
+ * request up to id.  The pending list is in id order. */
+static void twinfs_mirror_acked(struct twinfs_mirror *m, u64 id, bool upto)
 {
-	struct twinfs_mirror_req *r;
+	struct twinfs_mirror_req *r, *n;
+	LIST_HEAD(done);
+	bool wake = false;
 
 	spin_lock(&m->lock);
-	list_for_each_entry(r, &m->pending, list)
-		if (r->id == id) {
-			r->status = 0;
+	list_for_each_entry_safe(r, n, &m->pending, list) {
+		if (r->id > id)
 			break;
+		if ((r->id != id && !upto) || r->status != 1)
+			continue;
+		if (r->done) {
+			list_move_tail(&r->list, &done);
+			m->writes++;
+		} else {
+			r->status = 0;
+			wake = true;
 		}
+	}
 	spin_unlock(&m->lock);
-	wake_up_all(&m->wq);
+	if (wake)
+		wake_up_all(&m->wq);
+	list_for_each_entry_safe(r, n, &done, list) {
+		list_del(&r->list);
+		r->done(r, 0);
+	}
 }
 
 static void twinfs_mirror_rdma_acked(void *ctx, u64 id)
 {
-	twinfs_mirror_acked(ctx, id);
+	twinfs_mirror_acked(ctx, id, false);
 }
 
 /* The RDMA connection failed: end the TCP one, the thread does the rest.
@@ -386,6 +420,7 @@ static int twinfs_mirror_submit(struct twinfs_mirror *m,
 	int err = -ENOTCONN;
 
 	r->status = 1;
+	r->sent_at = jiffies;
 	mutex_lock(&m->send_lock);
 	if (m->sock) {
 		spin_lock(&m->lock);
@@ -539,12 +574,16 @@ static void twinfs_mirror_receive(struct twinfs_mirror *m)
 					   &m->addr);
 			return;
 		}
-		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_ACK) {
-			twinfs_err(m->sb, "mirror: unexpected frame type %u from %pISpc; dropping the link",
-				   le16_to_cpu(f.f_type), &m->addr);
+		if (le16_to_cpu(f.f_type) != TWINFS_MIRROR_ACK ||
+		    (le16_to_cpu(f.f_flags) & ~TWINFS_MIRROR_F_UPTO)) {
+			twinfs_err(m->sb, "mirror: unexpected frame type %u flags %#x from %pISpc; dropping the link",
+				   le16_to_cpu(f.f_type),
+				   le16_to_cpu(f.f_flags), &m->addr);
 			return;
 		}
-		twinfs_mirror_acked(m, le64_to_cpu(f.f_id));
+		twinfs_mirror_acked(m, le64_to_cpu(f.f_id),
+				    le16_to_cpu(f.f_flags) &
+				    TWINFS_MIRROR_F_UPTO);
 	}
 }
 
@@ -603,6 +642,29 @@ static int twinfs_mirror_thread(void *arg)
 	return 0;
 }
 
+/* Nobody waits for a request with done(): drop a link that leaves the
+ * oldest one unanswered for the timeout (its waiter would). */
+static void twinfs_mirror_watchdog(struct work_struct *work)
+{
+	struct twinfs_mirror *m = container_of(to_delayed_work(work),
+					       struct twinfs_mirror, watchdog);
+	struct twinfs_mirror_req *r;
+	bool late;
+
+	spin_lock(&m->lock);
+	r = list_first_entry_or_null(&m->pending, struct twinfs_mirror_req,
+				     list);
+	late = r && r->done && r->status == 1 &&
+	       time_after(jiffies, r->sent_at + m->timeout);
+	spin_unlock(&m->lock);
+	if (late) {
+		twinfs_err(m->sb, "mirror: no answer from %pISpc in %u ms; dropping the link",
+			   &m->addr, jiffies_to_msecs(m->timeout));
+		twinfs_mirror_break(m);
+	}
+	queue_delayed_work(system_wq, &m->watchdog, m->timeout / 2 + 1);
+}
+
 int twinfs_mirror_start(struct super_block *sb)
 {
 	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
@@ -624,6 +686,7 @@ int twinfs_mirror_start(struct super_block *sb)
 	spin_lock_init(&m->lock);
 	INIT_LIST_HEAD(&m->pending);
 	init_waitqueue_head(&m->wq);
+	INIT_DELAYED_WORK(&m->watchdog, twinfs_mirror_watchdog);
 	m->xport = &twinfs_mirror_tcp;
 	m->timeout = msecs_to_jiffies(sbi->opts.mirror_timeout_ms);
 	err = twinfs_mirror_parse_addr(sbi->opts.partner, &m->addr);
@@ -657,6 +720,7 @@ int twinfs_mirror_start(struct super_block *sb)
 		sbi->mirror = NULL;
 		goto out_key;
 	}
+	queue_delayed_work(system_wq, &m->watchdog, m->timeout / 2 + 1);
 	return 0;
 out_key:
 	twinfs_mirror_key_put(&m->key);
@@ -674,6 +738,7 @@ void twinfs_mirror_stop(struct super_block *sb)
 	if (!m)
 		return;
 	WRITE_ONCE(m->stopping, true);
+	cancel_delayed_work_sync(&m->watchdog);
 	twinfs_mirror_break(m);
 	kthread_stop(m->thread);
 	twinfs_mirror_key_put(&m->key);
@@ -746,6 +811,14 @@ void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r)
 		m->writes++;
 	else
 		twinfs_mirror_mark(m, r->off, r->len);
+}
+
+void twinfs_mirror_info(struct super_block *sb, struct twinfs_mirror_info *mi)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	mi->transport = m ? READ_ONCE(m->xport)->name : NULL;
+	mi->state = m ? twinfs_mirror_state_name[READ_ONCE(m->state)] : "none";
 }
 
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)

@@ -51,20 +51,33 @@ struct twinfs_mirror_req {
 	u32 len;
 	int status;			/* 1 pending, 0 acked, < 0 failed */
 	bool sent;
+	unsigned long sent_at;		/* jiffies, for the watchdog */
+	/* NULL: twinfs_mirror_end() waits.  Else nobody does: done() is
+	 * called once, off the pending list, when the ACK comes or the link
+	 * fails (the range then is marked for the tail resync), from the
+	 * ACK's context (the mirror thread, the CQ's workqueue). */
+	void (*done)(struct twinfs_mirror_req *r, int status);
 };
 
 int twinfs_mirror_start(struct super_block *sb);
 void twinfs_mirror_stop(struct super_block *sb);
 /* Sends [off, off + len) (at most TWINFS_MIRROR_PAYLOAD_MAX bytes) of the
  * region image to the partner; twinfs_mirror_end() waits for its ACK, so
- * the local write can go on in between.  Without a partner, or degraded,
- * both do nothing. */
+ * the local write can go on in between (or r->done is called).  Without a
+ * partner, or degraded, r->sent is false and neither happens. */
 void twinfs_mirror_begin(struct super_block *sb, const u8 *region, u64 off,
 			 u32 len, struct twinfs_mirror_req *r);
 void twinfs_mirror_end(struct super_block *sb, struct twinfs_mirror_req *r);
 /* mirror=required and the partner is not there: wait (bounded). */
 int twinfs_mirror_ready(struct super_block *sb);
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf);
+/* What the mirror line says, for genetlink: transport NULL and state
+ * "none" without a partner. */
+struct twinfs_mirror_info {
+	const char *transport;		/* "tcp" or "rdma" */
+	const char *state;		/* "degraded", "resyncing", "mirrored" */
+};
+void twinfs_mirror_info(struct super_block *sb, struct twinfs_mirror_info *mi);
 
 /* mirror_rdma.c: the RDMA transport (Documentation/rdma-transport.md) */
 struct twinfs_rdma;
@@ -121,6 +134,17 @@ int twinfs_rdma_init(void);
 void twinfs_rdma_exit(void);
 
 /* mirror_target.c: the partner's end */
+struct twinfs_target_info {
+	bool listening;
+	bool serving;			/* an owner is connected */
+	bool partial;			/* copy=partial: a resync is unfinished */
+	bool rdma;			/* RDMA is offered */
+	u16 port;
+	char device[64];
+	u64 size, writes, resyncs, conns, refused;
+	const char *transport;		/* of the connection, or "none" */
+};
+void twinfs_target_info(struct twinfs_target_info *ti);
 ssize_t twinfs_target_show(char *buf);
 int twinfs_target_command(const char *cmd);
 void twinfs_target_exit(void);

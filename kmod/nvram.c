@@ -18,11 +18,21 @@
  * lane's lock, so seqs increase along a lane.  An operation returns only
  * when every seq up to its own is durable (the durable watermark), so a
  * replay that stops at the first missing seq never drops an answered one.
+ *
+ * Group commit: a record's local write is done under its lane lock, but
+ * with a partner its mirror ACK is not waited for there.  The record is in
+ * flight (struct twinfs_cm_flight) until both halves are done; the last one
+ * moves the watermark.  A user task waits for the watermark on its way back
+ * to user space (task_work), after the operation let go of its VFS locks,
+ * so operations of many threads on one inode or directory overlap their
+ * round trips and the partner ACKs them in batches.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/random.h>
+#include <linux/task_work.h>
 #include <linux/sched/mm.h>
+#include <linux/sysfs.h>
 #include <linux/vmalloc.h>
 #include <linux/wait_bit.h>
 #include "cm.h"
@@ -31,6 +41,9 @@
 
 #define TWINFS_CM_VOLATILE_SIZE	(16u << 20)
 #define TWINFS_CM_DONE_RING	4096u	/* > records ever in flight */
+/* Appends wait while this many records are not durable yet: the ring
+ * holds them with room for every appender past the check. */
+#define TWINFS_CM_FLIGHT_MAX	(TWINFS_CM_DONE_RING / 2)
 #define TWINFS_CM_CP_PERMILLE	500u	/* fill that starts a CP */
 
 struct twinfs_cm_lane {
@@ -57,7 +70,26 @@ struct twinfs_cm {
 	atomic64_t done[TWINFS_CM_DONE_RING];
 	wait_queue_head_t space_wq;	/* writers waiting for credit */
 	atomic_t trims;			/* trims so far: room came back */
+	atomic_t flights;		/* records waiting for their ACK */
+	atomic_t waiters;		/* task_work waiters pending */
+	u32 flights_max;		/* most records in flight at once */
+	atomic64_t deferred;		/* waits done at return to user */
 	bool failed;			/* a device write failed */
+};
+
+/* A record whose partner ACK may come after its lane lock is let go. */
+struct twinfs_cm_flight {
+	struct twinfs_mirror_req mr;
+	struct twinfs_cm *cm;
+	u64 seq;
+	atomic_t halves;		/* the local write, the ACK */
+};
+
+/* A user task's wait for the watermark at its return to user space. */
+struct twinfs_cm_waiter {
+	struct callback_head work;
+	struct twinfs_cm *cm;
+	u64 seq;
 };
 
 static struct twinfs_cm *CM(struct super_block *sb)
@@ -106,11 +138,29 @@ static int twinfs_cm_io(struct twinfs_cm *cm, blk_opf_t opf, u64 off,
 	return twinfs_vmem_io(cm->bdev, opf, off, cm->region + off, end - off);
 }
 
+/* Writes [off, off + len) (sector aligned) to the device; a failure
+ * makes the file system read-only. */
+static int twinfs_cm_write_local(struct twinfs_cm *cm, u64 off, u64 len)
+{
+	int err;
+
+	if (!cm->bdev)
+		return 0;
+	err = twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA, off, len);
+	if (err && !cm->failed) {
+		cm->failed = true;
+		twinfs_err(cm->sb, "change memory: write to %s failed: %d; remounting read-only",
+			   cm->device, err);
+		cm->sb->s_flags |= SB_RDONLY;
+	}
+	return err;
+}
+
 /* The range is durable here and, when mirrored, on the partner. */
 static int twinfs_cm_persist(struct twinfs_cm *cm, u64 off, u64 len)
 {
 	u64 end = round_up(off + len, SECTOR_SIZE);
-	struct twinfs_mirror_req mr;
+	struct twinfs_mirror_req mr = {};
 	int err;
 
 	off = round_down(off, SECTOR_SIZE);
@@ -118,17 +168,70 @@ static int twinfs_cm_persist(struct twinfs_cm *cm, u64 off, u64 len)
 	/* Both copies are written at once; the caller hears of neither
 	 * before both are durable. */
 	twinfs_mirror_begin(cm->sb, cm->region, off, len, &mr);
-	err = cm->bdev ? twinfs_cm_io(cm, REQ_OP_WRITE | REQ_SYNC | REQ_FUA,
-				      off, len) : 0;
+	err = twinfs_cm_write_local(cm, off, len);
 	twinfs_mirror_end(cm->sb, &mr);
-	if (!cm->bdev)
-		return 0;
-	if (err && !cm->failed) {
-		cm->failed = true;
-		twinfs_err(cm->sb, "change memory: write to %s failed: %d; remounting read-only",
-			   cm->device, err);
-		cm->sb->s_flags |= SB_RDONLY;
+	return err;
+}
+
+static void twinfs_cm_mark_durable(struct twinfs_cm *cm, u64 seq);
+
+/* One half of a record in flight is done; the second one frees it and
+ * moves the watermark. */
+static void twinfs_cm_flight_half(struct twinfs_cm_flight *f)
+{
+	struct twinfs_cm *cm = f->cm;
+	u64 seq = f->seq;
+
+	if (!atomic_dec_and_test(&f->halves))
+		return;
+	kfree(f);
+	twinfs_cm_mark_durable(cm, seq);
+	if (atomic_dec_and_test(&cm->flights))
+		wake_up_var(&cm->flights);
+}
+
+/* The mirror's completion of a record (ACKed, or failed and marked for
+ * the tail resync: the local copy holds it either way). */
+static void twinfs_cm_flight_acked(struct twinfs_mirror_req *r, int status)
+{
+	twinfs_cm_flight_half(container_of(r, struct twinfs_cm_flight, mr));
+}
+
+/*
+ * Makes record seq at [off, off + len) of the image durable: the local
+ * write now, the partner's ACK whenever it comes.  Lane lock held; the
+ * lane's bytes stay as they are until a consistency point trims them,
+ * and the trim's own header write is ACKed after this record's.
+ */
+static int twinfs_cm_persist_record(struct twinfs_cm *cm, u64 off, u64 len,
+				    u64 seq)
+{
+	u64 end = round_up(off + len, SECTOR_SIZE);
+	struct twinfs_cm_flight *f;
+	u32 n;
+	int err;
+
+	if (!TWINFS_SB(cm->sb)->mirror ||
+	    !(f = kmalloc(sizeof(*f), GFP_NOFS))) {
+		err = twinfs_cm_persist(cm, off, len);
+		twinfs_cm_mark_durable(cm, seq);
+		return err;
 	}
+	off = round_down(off, SECTOR_SIZE);
+	len = end - off;
+	memset(&f->mr, 0, sizeof(f->mr));
+	f->mr.done = twinfs_cm_flight_acked;
+	f->cm = cm;
+	f->seq = seq;
+	atomic_set(&f->halves, 2);
+	n = atomic_inc_return(&cm->flights);
+	if (n > READ_ONCE(cm->flights_max))	/* a statistic: racy is fine */
+		WRITE_ONCE(cm->flights_max, n);
+	twinfs_mirror_begin(cm->sb, cm->region, off, len, &f->mr);
+	if (!f->mr.sent)	/* degraded: the chunk is marked */
+		atomic_dec(&f->halves);
+	err = twinfs_cm_write_local(cm, off, len);
+	twinfs_cm_flight_half(f);
 	return err;
 }
 
@@ -298,6 +401,10 @@ void twinfs_cm_close(struct super_block *sb)
 
 	if (!cm)
 		return;
+	/* The mirror is stopped: every record in flight has completed, and
+	 * the waiters only wait for the watermark. */
+	wait_var_event(&cm->flights, !atomic_read(&cm->flights));
+	wait_var_event(&cm->waiters, !atomic_read(&cm->waiters));
 	if (cm->bdev)
 		blkdev_put(cm->bdev, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
 	kfree(cm->lanes);
@@ -565,14 +672,59 @@ static int twinfs_cm_append_part(struct twinfs_cm *cm,
 		l->st.tail = 0;
 		l->st.tail_gen++;
 	}
-	err = twinfs_cm_persist(cm, (l->base - cm->region) + off, size);
-	twinfs_cm_mark_durable(cm, *seq);
-	return err;
+	return twinfs_cm_persist_record(cm, (l->base - cm->region) + off,
+					size, *seq);
 }
 
-/* Appends the records of a committing operation and waits until they and
- * every record before them are durable.  The operation still holds its
- * locks, so records of dependent operations are in order. */
+static bool twinfs_cm_durable_upto(struct twinfs_cm *cm, u64 seq)
+{
+	return atomic64_read(&cm->durable) >= seq;
+}
+
+static void twinfs_cm_waiter_run(struct callback_head *work)
+{
+	struct twinfs_cm_waiter *w =
+		container_of(work, struct twinfs_cm_waiter, work);
+	struct twinfs_cm *cm = w->cm;
+
+	wait_var_event(&cm->durable, twinfs_cm_durable_upto(cm, w->seq));
+	kfree(w);
+	if (atomic_dec_and_test(&cm->waiters))
+		wake_up_var(&cm->waiters);
+}
+
+/*
+ * Every record up to seq is durable before the caller hears of its
+ * operation: a user task waits on its way back to user space (its VFS
+ * locks are free by then, see the top of this file), anything else here.
+ */
+static void twinfs_cm_wait_durable(struct twinfs_cm *cm, u64 seq)
+{
+	struct twinfs_cm_waiter *w;
+
+	if (twinfs_cm_durable_upto(cm, seq))
+		return;
+	if (!(current->flags & (PF_KTHREAD | PF_IO_WORKER | PF_EXITING))) {
+		w = kmalloc(sizeof(*w), GFP_NOFS);
+		if (w) {
+			init_task_work(&w->work, twinfs_cm_waiter_run);
+			w->cm = cm;
+			w->seq = seq;
+			atomic_inc(&cm->waiters);
+			if (!task_work_add(current, &w->work, TWA_RESUME)) {
+				atomic64_inc(&cm->deferred);
+				return;
+			}
+			atomic_dec(&cm->waiters);
+			kfree(w);
+		}
+	}
+	wait_var_event(&cm->durable, twinfs_cm_durable_upto(cm, seq));
+}
+
+/* Appends the records of a committing operation; the caller hears of it
+ * only when they and every record before them are durable.  The operation
+ * still holds its locks, so records of dependent operations are in order. */
 int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op)
 {
 	struct twinfs_cm *cm = CM(sb);
@@ -583,6 +735,10 @@ int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op)
 
 	if (READ_ONCE(cm->failed))
 		return -EIO;
+	/* The done ring bounds the records in flight. */
+	wait_var_event(&cm->durable,
+		       atomic64_read(&cm->next_seq) - atomic64_read(&cm->durable) <
+		       TWINFS_CM_FLIGHT_MAX);
 	mutex_lock(&l->lock);
 	l->reserved -= op->credit;
 	op->credit = 0;
@@ -594,13 +750,25 @@ int twinfs_cm_append_op(struct super_block *sb, struct twinfs_op *op)
 			last = max(last, seq);
 		}
 	mutex_unlock(&l->lock);
+	/* Under the operation's locks: fsync of any of them waits for it. */
+	for (i = 0; last && i < op->ninodes; i++)
+		WRITE_ONCE(TWINFS_I(op->inodes[i])->rec_seq, last);
 	if (last)
-		wait_var_event(&cm->durable,
-			       atomic64_read(&cm->durable) >= last);
+		twinfs_cm_wait_durable(cm, last);
 	op->seq = last;
 	if (twinfs_cm_wants_cp(sb))
 		twinfs_cp_kick(sb);
 	return err;
+}
+
+/* fsync: the inode's last record is durable, even when the thread that
+ * appended it has not returned yet (another one may have seen it). */
+void twinfs_cm_sync_inode(struct inode *inode)
+{
+	struct twinfs_cm *cm = CM(inode->i_sb);
+	u64 seq = READ_ONCE(TWINFS_I(inode)->rec_seq);
+
+	wait_var_event(&cm->durable, twinfs_cm_durable_upto(cm, seq));
 }
 
 /* ---- trimming ---- */
@@ -642,6 +810,15 @@ void twinfs_cm_set_seq(struct super_block *sb, u64 seq)
 u64 twinfs_cm_last_seq(struct super_block *sb)
 {
 	return atomic64_read(&CM(sb)->next_seq);
+}
+
+ssize_t twinfs_cm_group_commit_show(struct super_block *sb, char *buf)
+{
+	struct twinfs_cm *cm = CM(sb);
+
+	return sysfs_emit(buf, "in_flight=%d max_in_flight=%u deferred_waits=%lld\n",
+			  atomic_read(&cm->flights), READ_ONCE(cm->flights_max),
+			  atomic64_read(&cm->deferred));
 }
 
 void twinfs_cm_stats(struct super_block *sb, u64 *size, u64 *used)

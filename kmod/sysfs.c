@@ -132,12 +132,18 @@ static ssize_t records_replayed_show(struct twinfs_sb_info *sbi, char *buf)
 	return sysfs_emit(buf, "%llu\n", sbi->records_replayed);
 }
 
+static ssize_t group_commit_show(struct twinfs_sb_info *sbi, char *buf)
+{
+	return twinfs_cm_group_commit_show(sbi->sb, buf);
+}
+
 static ssize_t mirror_show(struct twinfs_sb_info *sbi, char *buf)
 {
 	return twinfs_mirror_show(sbi->sb, buf);
 }
 
 TWINFS_ATTR_RO(mirror);
+TWINFS_ATTR_RO(group_commit);
 TWINFS_ATTR_RO(cm_device);
 TWINFS_ATTR_RO(cm_size);
 TWINFS_ATTR_RO(cm_used);
@@ -176,6 +182,7 @@ static struct attribute *twinfs_attrs[] = {
 	&twinfs_attr_cm_size.attr,
 	&twinfs_attr_cm_used.attr,
 	&twinfs_attr_last_seq.attr,
+	&twinfs_attr_group_commit.attr,
 	&twinfs_attr_cp_seq.attr,
 	&twinfs_attr_cp_count.attr,
 	&twinfs_attr_cp_dirty_blocks.attr,

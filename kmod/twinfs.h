@@ -102,6 +102,7 @@ struct twinfs_inode_info {
 	bool undone;			/* creation rolled back: free nothing */
 	bool mmap_dirty;		/* written through mmap since fsync */
 	u32 data_gen;			/* CP generation of the last data */
+	u64 rec_seq;			/* fsync waits for this seq */
 	struct inode vfs_inode;
 };
 

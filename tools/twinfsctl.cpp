@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-// twinfsctl: administration of twinfs.  `status` asks the module over its
-// generic netlink family (userspace/genl.cpp) when it is loaded, else
-// reads /sys/fs/twinfs (or $TWINFS_SYSFS); `target` drives the partner's
-// mirror target, `watch` prints the module's events, `set-node` tells the
-// module its node id.  Relocation commands arrive with the membership
-// daemon.
+// twinfsctl: administration of twinfs.  `status` shows the cluster as
+// twinfsd sees it (its control socket, userspace/control_client.cpp) and
+// this node's module: over its generic netlink family (userspace/genl.cpp)
+// when it is loaded, else /sys/fs/twinfs (or $TWINFS_SYSFS); `giveback`
+// asks twinfsd to give a file system back to its owner; `target` drives
+// the partner's mirror target, `watch` prints the module's events,
+// `set-node` tells the module its node id.
 #include <linux/netlink.h>
 
 #include <cerrno>
@@ -20,6 +21,8 @@
 #include <vector>
 
 #include "include/twinfs/twinfs_genl.h"
+#include "twinfs_user/cluster_view.hpp"
+#include "twinfs_user/control_client.hpp"
 #include "twinfs_user/genl.hpp"
 #include "twinfs_user/status.hpp"
 #include "twinfs_user/version.hpp"
@@ -35,15 +38,26 @@ void usage(std::ostream &os)
 	os << "usage: twinfsctl [--help] [--version] <command> [options]\n"
 	      "\n"
 	      "commands:\n"
-	      "  status [--json] [--genl|--sysfs] [DEVICE|UUID]\n"
-	      "                    show the mounted twinfs file systems, one row each:\n"
-	      "                    uuid, node, mirror state and partner, change memory\n"
-	      "                    (device, use, last seq, consistency point, records\n"
-	      "                    replayed at mount); --json: a JSON document.\n"
-	      "                    Asks the module over genetlink (root only) when it\n"
-	      "                    is loaded, else (or for non-root callers, with a\n"
-	      "                    warning) reads /sys/fs/twinfs/<device>/;\n"
-	      "                    --genl / --sysfs: only that way\n"
+	      "  status [--json] [--genl|--sysfs] [--socket PATH] [--no-cluster]\n"
+	      "         [DEVICE|UUID]\n"
+	      "                    the cluster as twinfsd sees it (its control socket,\n"
+	      "                    default /run/twinfsd/control): node, quorum, leader,\n"
+	      "                    members, each file system's state, holder, partner,\n"
+	      "                    mirror state and transport; or one line saying why\n"
+	      "                    twinfsd cannot be asked.  Then the mounted twinfs\n"
+	      "                    file systems of this node, one row each: uuid, node,\n"
+	      "                    mirror state and partner, change memory (device,\n"
+	      "                    use, last seq, consistency point, records replayed\n"
+	      "                    at mount); --json: one JSON document (the module's,\n"
+	      "                    with \"cluster\": twinfsd's status or null and\n"
+	      "                    \"cluster_error\").  Asks the module over genetlink\n"
+	      "                    (root only) when it is loaded, else (or for non-root\n"
+	      "                    callers, with a warning) reads /sys/fs/twinfs/<dev>/;\n"
+	      "                    --genl / --sysfs: only that way; --no-cluster: the\n"
+	      "                    module only\n"
+	      "  giveback FS [--socket PATH]\n"
+	      "                    ask twinfsd to give FS back to its pair's owner (its\n"
+	      "                    holder unmounts it, the owner mounts it)\n"
 	      "  target start PORT DEVICE KEYFILE [--transport tcp|rdma]\n"
 	      "                    start the mirror target: keep a copy of an owner's\n"
 	      "                    change memory on DEVICE, listening on PORT\n"
@@ -63,7 +77,8 @@ void usage(std::ostream &os)
 	      "Every genetlink command needs CAP_NET_ADMIN.  Set TWINFS_SYSFS to read\n"
 	      "the status from another directory (implies --sysfs).\n"
 	      "\n"
-	      "exit status: 0 success, 1 error (including: module not loaded),\n"
+	      "exit status: 0 success, 1 error (including: module not loaded; for\n"
+	      "giveback: twinfsd not running or refusing),\n"
 	      "2 usage error\n";
 }
 
@@ -82,9 +97,16 @@ void write_out(const std::string &text)
 		throw std::runtime_error("writing to standard output failed");
 }
 
+// The module's part of `status`: the text to print and the exit status.
+struct ModuleReport {
+	std::string out;	// standard output
+	std::string err;	// standard error (sysfs warnings, "not loaded")
+	int rc = kExitOk;
+};
+
 // The status over genetlink; nullopt when the module is not loaded (or,
 // unless forced, when the caller may not use genetlink).
-std::optional<int> status_genl(bool json, bool forced, std::string_view which)
+std::optional<ModuleReport> status_genl(bool json, bool forced, std::string_view which)
 {
 	using namespace twinfs::genl;
 	try {
@@ -109,8 +131,8 @@ std::optional<int> status_genl(bool json, bool forced, std::string_view which)
 		std::vector<FsStatus> fss;
 		for (const auto &r : replies)
 			fss.push_back(parse_status(r));
-		write_out(json ? format_status_json(fss) : format_status_table(fss));
-		return kExitOk;
+		return ModuleReport{json ? format_status_json(fss) : format_status_table(fss), {},
+				    kExitOk};
 	} catch (const Error &e) {
 		if (forced || e.error() != EPERM)
 			throw;
@@ -120,17 +142,66 @@ std::optional<int> status_genl(bool json, bool forced, std::string_view which)
 	}
 }
 
+ModuleReport status_sysfs(bool json, std::string_view which)
+{
+	ModuleReport r;
+	auto snap = twinfs::status::read_snapshot(twinfs::status::sysfs_root());
+	for (const auto &w : snap.warnings)
+		r.err += "twinfsctl: warning: " + w + "\n";
+	if (!which.empty()) {
+		std::erase_if(snap.filesystems,
+			      [which](const auto &f) { return f.device != which; });
+		if (snap.module_loaded && snap.filesystems.empty()) {
+			r.err += "twinfsctl: status: no twinfs file system on " + std::string(which) +
+				 "\n";
+			r.rc = kExitError;
+			return r;
+		}
+	}
+	if (json)
+		r.out = twinfs::status::format_json(snap);
+	else if (snap.module_loaded)
+		r.out = twinfs::status::format_table(snap);
+	else
+		r.err += "twinfsctl: " + twinfs::status::format_table(snap);
+	r.rc = snap.module_loaded ? kExitOk : kExitError;
+	return r;
+}
+
+// twinfsd's status JSON from its control socket, or why there is none.
+struct ClusterReport {
+	std::optional<std::string> json;
+	std::string why;
+};
+
+ClusterReport status_cluster(const std::string &socket)
+{
+	try {
+		return {twinfs::control::request(socket, "status"), {}};
+	} catch (const std::exception &e) {
+		return {std::nullopt, e.what()};
+	}
+}
+
 int cmd_status(std::span<const std::string_view> args)
 {
-	bool json = false, genl_only = false, sysfs_only = false;
+	bool json = false, genl_only = false, sysfs_only = false, cluster = true;
+	std::string socket(twinfs::control::kDefaultSocket);
 	std::string_view which;
-	for (const auto arg : args) {
+	for (std::size_t i = 0; i < args.size(); i++) {
+		const auto arg = args[i];
 		if (arg == "--json")
 			json = true;
 		else if (arg == "--genl")
 			genl_only = true;
 		else if (arg == "--sysfs")
 			sysfs_only = true;
+		else if (arg == "--no-cluster")
+			cluster = false;
+		else if (arg == "--socket" && i + 1 < args.size())
+			socket = args[++i];
+		else if (arg.starts_with("--socket="))
+			socket = arg.substr(9);
 		else if (arg == "-h" || arg == "--help") {
 			usage(std::cout);
 			return kExitOk;
@@ -144,33 +215,64 @@ int cmd_status(std::span<const std::string_view> args)
 	const char *env = std::getenv(std::string(twinfs::status::kSysfsRootEnv).c_str());
 	if (env && *env && !genl_only)
 		sysfs_only = true;
+	std::optional<ModuleReport> mod;
 	if (!sysfs_only)
-		if (const auto rc = status_genl(json, genl_only, which))
-			return *rc;
-
-	auto snap = twinfs::status::read_snapshot(twinfs::status::sysfs_root());
-	for (const auto &w : snap.warnings)
-		std::cerr << "twinfsctl: warning: " << w << "\n";
-	if (!which.empty()) {
-		std::erase_if(snap.filesystems,
-			      [which](const auto &f) { return f.device != which; });
-		if (snap.module_loaded && snap.filesystems.empty()) {
-			std::cerr << "twinfsctl: status: no twinfs file system on "
-				  << which << "\n";
-			return kExitError;
-		}
+		mod = status_genl(json, genl_only, which);
+	if (!mod)
+		mod = status_sysfs(json, which);
+	std::cerr << mod->err;
+	if (!cluster) {
+		write_out(mod->out);
+		return mod->rc;
 	}
+	const ClusterReport c = status_cluster(socket);
 	if (json) {
-		std::cout << twinfs::status::format_json(snap);
-	} else if (snap.module_loaded) {
-		std::cout << twinfs::status::format_table(snap);
-	} else {
-		std::cerr << "twinfsctl: " << twinfs::status::format_table(snap);
+		// Without the module (nothing on standard output) the document
+		// is still the cluster's.
+		const std::string module_json =
+			mod->out.empty() ? "{\"module_loaded\": false}" : mod->out;
+		write_out(twinfs::cluster_view::combine_json(module_json, c.json, c.why));
+		return mod->rc;
 	}
-	std::cout.flush();
-	if (!std::cout)
-		throw std::runtime_error("writing to standard output failed");
-	return snap.module_loaded ? kExitOk : kExitError;
+	std::string text;
+	try {
+		text = c.json ? twinfs::cluster_view::format_table(*c.json)
+			      : twinfs::cluster_view::format_unavailable(c.why);
+	} catch (const std::exception &e) {
+		text = twinfs::cluster_view::format_unavailable(e.what());
+	}
+	write_out(text + (mod->out.empty() ? "" : "\n" + mod->out));
+	return mod->rc;
+}
+
+int cmd_giveback(std::span<const std::string_view> args)
+{
+	std::string socket(twinfs::control::kDefaultSocket);
+	std::string_view fs;
+	for (std::size_t i = 0; i < args.size(); i++) {
+		if (args[i] == "--socket" && i + 1 < args.size())
+			socket = args[++i];
+		else if (args[i].starts_with("--socket="))
+			socket = args[i].substr(9);
+		else if (!args[i].starts_with("-") && fs.empty())
+			fs = args[i];
+		else
+			return usage_error("giveback: unknown argument '" + std::string(args[i]) + "'");
+	}
+	if (fs.empty())
+		return usage_error("giveback FS [--socket PATH]");
+	try {
+		const std::string reply =
+			twinfs::control::request(socket, "giveback " + std::string(fs));
+		write_out((reply.empty() ? "giveback of " + std::string(fs) + " asked" : reply) + "\n");
+	} catch (const twinfs::control::DaemonError &e) {
+		std::cerr << "twinfsctl: giveback " << fs << ": twinfsd says: " << e.what() << "\n";
+		return kExitError;
+	} catch (const std::runtime_error &e) {
+		std::cerr << "twinfsctl: giveback " << fs << ": " << e.what() << "\n";
+		return kExitError;
+	}
+	return kExitOk;
 }
 
 std::optional<unsigned long long> parse_number(std::string_view s,
@@ -427,6 +529,8 @@ int run(std::span<const std::string_view> args)
 	}
 	if (cmd == "status")
 		return cmd_status(args.subspan(1));
+	if (cmd == "giveback")
+		return cmd_giveback(args.subspan(1));
 	if (cmd == "target")
 		return cmd_target(args.subspan(1));
 	if (cmd == "set-node")

@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <system_error>
+
 namespace twinfs::cluster {
 
 namespace {
@@ -16,10 +19,13 @@ nlohmann::ordered_json node_ref(const Config &cfg, NodeId id)
 	return {{"id", id}, {"name", n ? n->name : ""}};
 }
 
+// What the module calls a device: "vda" for /dev/vda, and for a symbolic
+// link (/dev/disk/by-id/...) the name of the device it points to.
 std::string device_name(const std::string &dev)
 {
-	const auto slash = dev.find_last_of('/');
-	return slash == std::string::npos ? dev : dev.substr(slash + 1);
+	std::error_code ec;
+	const std::filesystem::path p = std::filesystem::canonical(dev, ec);
+	return (ec ? std::filesystem::path(dev) : p).filename().string();
 }
 
 } // namespace
@@ -51,6 +57,10 @@ std::string status_json(const StatusInput &in)
 		o["state"] = std::string(to_string(e.state));
 		o["holder"] = node_ref(cfg, e.holder);
 		o["target"] = node_ref(cfg, e.target);
+		// The other node of the pair: the holder's mirror, the one that
+		// takes over when the holder fails.
+		o["partner"] = f ? node_ref(cfg, cfg.other(*f, e.holder ? e.holder : f->initial_owner))
+				 : json(nullptr);
 		o["epoch"] = e.epoch;
 		o["giveback"] = e.giveback;
 		o["device"] = f ? f->device : "";
@@ -58,7 +68,16 @@ std::string status_json(const StatusInput &in)
 		o["mounted_here"] = in.local->mounted.count(e.name) > 0;
 		o["target_here"] = in.local->targets.count(e.name) > 0;
 		const auto it = f ? in.module.mirror.find(device_name(f->device)) : in.module.mirror.end();
-		o["mirror"] = it != in.module.mirror.end() ? json(it->second) : json(nullptr);
+		if (it != in.module.mirror.end()) {
+			const MirrorStatus m = parse_mirror_line(it->second);
+			o["mirror"] = it->second;
+			o["mirror_state"] = m.state;
+			o["transport"] = m.transport.empty() ? json(nullptr) : json(m.transport);
+		} else {
+			o["mirror"] = nullptr;
+			o["mirror_state"] = nullptr;
+			o["transport"] = nullptr;
+		}
 		fss.push_back(o);
 	}
 	j["filesystems"] = fss;

@@ -511,20 +511,7 @@ std::string format_status_table(const std::vector<FsStatus> &fss)
 			std::to_string(f.records_replayed),
 		});
 	}
-	std::vector<std::size_t> width(head.size(), 0);
-	for (const auto &r : rows)
-		for (std::size_t i = 0; i < r.size(); i++)
-			width[i] = std::max(width[i], r[i].size());
-	std::string out;
-	for (const auto &r : rows) {
-		std::string line;
-		for (std::size_t i = 0; i < r.size(); i++) {
-			line += r[i];
-			if (i + 1 < r.size())
-				line += std::string(width[i] - r[i].size() + 2, ' ');
-		}
-		out += line + "\n";
-	}
+	std::string out = status::format_columns(rows);
 	if (fss.front().node_id)
 		out += "node id: " + std::to_string(*fss.front().node_id) + "\n";
 	return out;
@@ -627,6 +614,9 @@ struct Socket::Impl {
 	std::optional<std::uint16_t> family;
 	bool resolved = false;
 	std::deque<Event> pending;
+
+	void receive_events();
+	bool readable(int wait_ms);
 };
 
 Socket::Socket() : impl_(std::make_unique<Impl>())
@@ -757,13 +747,69 @@ void Socket::subscribe_events()
 	if (ctrl >= 0 &&
 	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &ctrl, sizeof(ctrl)) < 0)
 		throw Error("joining the multicast group nlctrl/notify", errno);
+	// Best effort: room for a burst of events (a mount's replay, many
+	// consistency points) while the reader is busy.
+	(void)nl_socket_set_buffer_size(sk, 1 << 20, 0);
+}
+
+// One nl_recv (the socket is readable): the events in it go to pending.
+void Socket::Impl::receive_events()
+{
+	nl_sock *s = sk.get();
+	sockaddr_nl peer{};
+	unsigned char *raw = nullptr;
+	const int n = nl_recv(s, &peer, &raw, nullptr);
+	BufPtr buf(raw);
+	if (n < 0) {
+		if (n == -NLE_NOMEM)	// ENOBUFS: the kernel dropped some
+			throw Error("watching events: events were lost (receive buffer overrun)",
+				    ENOBUFS);
+		throw Error(std::string("watching events: receiving (") + nl_geterror(n) + ")",
+			    EIO);
+	}
+	int left = n;
+	for (auto *nlh = reinterpret_cast<nlmsghdr *>(buf.get()); nlmsg_ok(nlh, left);
+	     nlh = nlmsg_next(nlh, &left)) {
+		const auto *p = reinterpret_cast<const std::uint8_t *>(nlh);
+		const Bytes one(p, p + nlh->nlmsg_len);
+		if (family && nlh->nlmsg_type == *family) {
+			pending.push_back(parse_event(one));
+			continue;
+		}
+		if (nlh->nlmsg_type != GENL_ID_CTRL || message_cmd(one) != CTRL_CMD_DELFAMILY)
+			continue;
+		std::array<nlattr *, CTRL_ATTR_MAX + 1> tb{};
+		if (genlmsg_parse(nlh, 0, tb.data(), CTRL_ATTR_MAX, nullptr) < 0 ||
+		    !tb[CTRL_ATTR_FAMILY_NAME])
+			continue;
+		const auto *name = static_cast<const char *>(nla_data(tb[CTRL_ATTR_FAMILY_NAME]));
+		if (strnlen(name, static_cast<std::size_t>(nla_len(tb[CTRL_ATTR_FAMILY_NAME]))) ==
+			    std::strlen(TWINFS_GENL_NAME) &&
+		    !std::strncmp(name, TWINFS_GENL_NAME, std::strlen(TWINFS_GENL_NAME))) {
+			Event e;
+			e.name = "FAMILY_REMOVED";
+			pending.push_back(e);
+		}
+	}
+}
+
+// Whether the socket is readable within wait_ms (-1: no limit).
+bool Socket::Impl::readable(int wait_ms)
+{
+	pollfd pfd{nl_socket_get_fd(sk.get()), POLLIN, 0};
+	for (;;) {
+		const int pr = poll(&pfd, 1, wait_ms);
+		if (pr >= 0)
+			return pr > 0;
+		if (errno != EINTR)
+			throw Error("watching events: poll", errno);
+	}
 }
 
 std::optional<Event> Socket::next_event(int timeout_ms)
 {
 	using clock = std::chrono::steady_clock;
 	const auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms);
-	nl_sock *sk = impl_->sk.get();
 	while (impl_->pending.empty()) {
 		int wait = -1;
 		if (timeout_ms >= 0) {
@@ -773,56 +819,27 @@ std::optional<Event> Socket::next_event(int timeout_ms)
 				return std::nullopt;
 			wait = static_cast<int>(left);
 		}
-		pollfd pfd{nl_socket_get_fd(sk), POLLIN, 0};
-		const int pr = poll(&pfd, 1, wait);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			throw Error("watching events: poll", errno);
-		}
-		if (pr == 0)
-			continue;
-		sockaddr_nl peer{};
-		unsigned char *raw = nullptr;
-		const int n = nl_recv(sk, &peer, &raw, nullptr);
-		BufPtr buf(raw);
-		if (n < 0) {
-			if (n == -NLE_NOMEM)	// ENOBUFS: the kernel dropped some
-				throw Error("watching events: events were lost (receive buffer overrun)",
-					    ENOBUFS);
-			throw Error(std::string("watching events: receiving (") +
-					    nl_geterror(n) + ")",
-				    EIO);
-		}
-		int left = n;
-		for (auto *nlh = reinterpret_cast<nlmsghdr *>(buf.get());
-		     nlmsg_ok(nlh, left); nlh = nlmsg_next(nlh, &left)) {
-			const auto *p = reinterpret_cast<const std::uint8_t *>(nlh);
-			const Bytes one(p, p + nlh->nlmsg_len);
-			if (impl_->family && nlh->nlmsg_type == *impl_->family) {
-				impl_->pending.push_back(parse_event(one));
-				continue;
-			}
-			if (nlh->nlmsg_type != GENL_ID_CTRL ||
-			    message_cmd(one) != CTRL_CMD_DELFAMILY)
-				continue;
-			std::array<nlattr *, CTRL_ATTR_MAX + 1> tb{};
-			if (genlmsg_parse(nlh, 0, tb.data(), CTRL_ATTR_MAX, nullptr) < 0 ||
-			    !tb[CTRL_ATTR_FAMILY_NAME])
-				continue;
-			const auto *name = static_cast<const char *>(nla_data(tb[CTRL_ATTR_FAMILY_NAME]));
-			if (strnlen(name, static_cast<std::size_t>(nla_len(tb[CTRL_ATTR_FAMILY_NAME]))) ==
-				    std::strlen(TWINFS_GENL_NAME) &&
-			    !std::strncmp(name, TWINFS_GENL_NAME, std::strlen(TWINFS_GENL_NAME))) {
-				Event e;
-				e.name = "FAMILY_REMOVED";
-				impl_->pending.push_back(e);
-			}
-		}
+		if (impl_->readable(wait))
+			impl_->receive_events();
 	}
 	Event e = std::move(impl_->pending.front());
 	impl_->pending.pop_front();
 	return e;
+}
+
+std::vector<Event> Socket::read_events()
+{
+	while (impl_->readable(0))
+		impl_->receive_events();
+	std::vector<Event> out(std::make_move_iterator(impl_->pending.begin()),
+			       std::make_move_iterator(impl_->pending.end()));
+	impl_->pending.clear();
+	return out;
+}
+
+int Socket::fd() const
+{
+	return nl_socket_get_fd(impl_->sk.get());
 }
 
 } // namespace twinfs::genl

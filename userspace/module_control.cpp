@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
-// ModuleControl over today's interfaces: the mirror target's sysfs file
-// (kmod/mirror_target.c: "start PORT DEVICE KEYFILE" / "stop") and
-// mount(2)/umount2(2) with the options of README.md.
+// ModuleControl over the generic netlink family "twinfs" (genl.hpp: the
+// mirror target's TARGET_START / TARGET_STOP / TARGET_STATUS and the
+// mounts' STATUS) and mount(2)/umount2(2) with the options of README.md.
 #include "twinfs_user/module_control.hpp"
-#include "twinfs_user/fd.hpp"
+#include "twinfs_user/genl.hpp"
 
-#include <fcntl.h>
 #include <sys/mount.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <system_error>
+#include <vector>
+
+#include "include/twinfs/twinfs_genl.h"
 
 namespace twinfs {
 namespace {
@@ -22,39 +25,55 @@ std::system_error sys_error(const std::string &what)
 	return std::system_error(errno, std::generic_category(), what);
 }
 
-std::string read_line(const fs::path &p)
+// The twinfs part of a device path: what the module calls the device
+// ("/dev/vda" -> "vda"), for pointing at its kernel messages.
+std::string kernel_device_name(const std::string &dev)
 {
-	Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-	if (fd.get() < 0)
-		return {};
-	char buf[1024];
-	ssize_t n;
-	do
-		n = ::read(fd.get(), buf, sizeof(buf) - 1);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return {};
-	std::string s(buf, static_cast<size_t>(n));
-	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+	std::error_code ec;
+	const fs::path p = fs::canonical(dev, ec);
+	return (ec ? fs::path(dev) : p).filename().string();
+}
+
+// One request on a fresh socket; the module not being loaded is an error
+// that names the operation too.
+std::vector<genl::Bytes> genl_request(std::uint8_t cmd, std::span<const genl::Attr> attrs,
+				      bool dump, const std::string &what)
+{
+	genl::Socket sock;
+	if (!sock.family_present())
+		throw genl::Error(what + ": the twinfs module is not loaded (no genetlink family twinfs)",
+				  ENOENT);
+	return sock.request(cmd, attrs, dump, what);
+}
+
+// The target's state as one line, as sysfs would start it.
+std::string target_line(const genl::TargetStatus &t)
+{
+	std::string s = genl::format_target_text(t);
+	while (!s.empty() && s.back() == '\n')
 		s.pop_back();
 	return s;
 }
 
-class SysfsModuleControl final : public ModuleControl {
+class GenlModuleControl final : public ModuleControl {
 public:
-	explicit SysfsModuleControl(fs::path root) : root_(std::move(root)) {}
-
 	void start_target(std::uint16_t port, const std::string &nvram,
 			  const std::string &keyfile) override
 	{
-		write_target("start " + std::to_string(port) + " " + nvram + " " + keyfile);
+		const genl::Attr attrs[] = {
+			genl::Attr::u16(TWINFS_A_PORT, port),
+			genl::Attr::string(TWINFS_A_TARGET_DEVICE, nvram),
+			genl::Attr::string(TWINFS_A_KEY_FILE, keyfile),
+		};
+		genl_request(TWINFS_CMD_TARGET_START, attrs, false,
+			     "mirror target start (port " + std::to_string(port) + ", device " +
+				     nvram + ", key " + keyfile + ")");
 	}
 
+	// TARGET_STOP is acknowledged when no target runs, too.
 	void stop_target() override
 	{
-		if (read_line(root_ / "mirror_target") == "stopped")
-			return;
-		write_target("stop");
+		genl_request(TWINFS_CMD_TARGET_STOP, {}, false, "mirror target stop");
 	}
 
 	void mount(const MountSpec &spec) override
@@ -65,7 +84,8 @@ public:
 		if (::mount(spec.device.c_str(), spec.mountpoint.c_str(), "twinfs", 0,
 			    opts.c_str()) < 0)
 			throw sys_error("mount -t twinfs -o " + opts + " " + spec.device + " " +
-					spec.mountpoint);
+					spec.mountpoint + " (the kernel log says why: 'twinfs (" +
+					kernel_device_name(spec.device) + "):')");
 	}
 
 	void takeover(const MountSpec &spec) override
@@ -80,32 +100,34 @@ public:
 			throw sys_error("umount " + mountpoint);
 	}
 
+	// Never throws (the daemon writes its status file from it every
+	// second): what cannot be read is said in target.
 	ModuleStatus status() const override
 	{
 		ModuleStatus st;
-		std::error_code ec;
-		st.loaded = fs::is_directory(root_, ec);
-		if (!st.loaded)
-			return st;
-		st.target = read_line(root_ / "mirror_target");
-		for (const auto &d : fs::directory_iterator(root_, ec))
-			if (d.is_directory(ec) && fs::exists(d.path() / "mirror", ec))
-				st.mirror[d.path().filename()] = read_line(d.path() / "mirror");
+		try {
+			genl::Socket sock;
+			st.loaded = sock.family_present();
+			if (!st.loaded)
+				return st;
+			const auto t = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false,
+						    "mirror target status");
+			if (t.size() != 1)
+				throw genl::Error("mirror target status: " + std::to_string(t.size()) +
+							  " replies, not 1",
+						  EBADMSG);
+			st.target = target_line(genl::parse_target_status(t.front()));
+			for (const auto &r :
+			     sock.request(TWINFS_CMD_STATUS, {}, true, "status of the mounts")) {
+				const genl::FsStatus f = genl::parse_status(r);
+				st.mirror[f.device] = to_string(MirrorStatus{
+					f.mirror_state, f.transport.value_or(""), f.partner.value_or("")});
+			}
+		} catch (const std::exception &e) {
+			st.target = std::string("unknown: ") + e.what();
+		}
 		return st;
 	}
-
-private:
-	void write_target(const std::string &cmd)
-	{
-		const fs::path p = root_ / "mirror_target";
-		Fd fd(::open(p.c_str(), O_WRONLY | O_CLOEXEC));
-		if (fd.get() < 0)
-			throw sys_error("open " + p.string());
-		if (::write(fd.get(), cmd.data(), cmd.size()) != static_cast<ssize_t>(cmd.size()))
-			throw sys_error("echo '" + cmd + "' > " + p.string());
-	}
-
-	fs::path root_;
 };
 
 class DryRunModuleControl final : public ModuleControl {
@@ -117,14 +139,14 @@ public:
 	void start_target(std::uint16_t port, const std::string &nvram,
 			  const std::string &keyfile) override
 	{
-		log_("dry run: mirror_target: start " + std::to_string(port) + " " + nvram + " " +
+		log_("dry run: mirror target: start " + std::to_string(port) + " " + nvram + " " +
 		     keyfile);
 		target_ = "listening port=" + std::to_string(port) + " device=" + nvram;
 	}
 	void stop_target() override
 	{
 		if (target_ != "stopped")
-			log_("dry run: mirror_target: stop");
+			log_("dry run: mirror target: stop");
 		target_ = "stopped";
 	}
 	void mount(const MountSpec &spec) override
@@ -158,6 +180,36 @@ private:
 
 } // namespace
 
+std::string to_string(const MirrorStatus &m)
+{
+	if (m.transport.empty() && m.partner.empty())
+		return m.state;
+	return (m.transport.empty() ? "-" : m.transport) + " " +
+	       (m.partner.empty() ? "-" : m.partner) + " " + m.state;
+}
+
+MirrorStatus parse_mirror_line(std::string_view line)
+{
+	std::vector<std::string> w;
+	std::size_t i = 0;
+	while (i < line.size() && w.size() < 3) {
+		const std::size_t j = std::min(line.find(' ', i), line.size());
+		if (j > i)
+			w.emplace_back(line.substr(i, j - i));
+		i = j + 1;
+	}
+	MirrorStatus m;
+	if (w.size() < 3) {
+		if (!w.empty())
+			m.state = w[0];
+		return m;
+	}
+	m.transport = w[0] == "-" ? "" : w[0];
+	m.partner = w[1] == "-" ? "" : w[1];
+	m.state = w[2];
+	return m;
+}
+
 std::unique_ptr<ModuleControl> make_dry_run_module_control(
 	std::function<void(const std::string &)> log)
 {
@@ -177,9 +229,9 @@ std::string mount_options(const MountSpec &spec)
 	return o;
 }
 
-std::unique_ptr<ModuleControl> make_sysfs_module_control(std::filesystem::path root)
+std::unique_ptr<ModuleControl> make_genl_module_control()
 {
-	return std::make_unique<SysfsModuleControl>(std::move(root));
+	return std::make_unique<GenlModuleControl>();
 }
 
 } // namespace twinfs

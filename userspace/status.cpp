@@ -332,6 +332,27 @@ Snapshot read_snapshot(const fs::path &root)
 	return snap;
 }
 
+std::string format_columns(const std::vector<std::vector<std::string>> &rows)
+{
+	std::vector<std::size_t> width;
+	for (const auto &r : rows) {
+		width.resize(std::max(width.size(), r.size()), 0);
+		for (std::size_t i = 0; i < r.size(); i++)
+			width[i] = std::max(width[i], r[i].size());
+	}
+	std::string out;
+	for (const auto &r : rows) {
+		std::string line;
+		for (std::size_t i = 0; i < r.size(); i++) {
+			line += r[i];
+			if (i + 1 < r.size())
+				line += std::string(width[i] - r[i].size() + 2, ' ');
+		}
+		out += line + "\n";
+	}
+	return out;
+}
+
 std::string human_bytes(unsigned long long bytes)
 {
 	static constexpr const char *kUnits[] = {"B", "K", "M", "G", "T", "P", "E"};

@@ -12,15 +12,16 @@
 // The view goes to a JSON status file (Documentation/twinfsd.md).
 //
 // One thread, one poll loop: CPG, votequorum, signalfd (SIGTERM, SIGINT,
-// SIGHUP, SIGCHLD of the fence command) and a timerfd for retries and the
-// status file.  Mounts run in the loop: corosync queues our events
-// meanwhile.
+// SIGHUP, SIGCHLD of the fence command), a timerfd for retries and the
+// status file, the control socket and twinfs.ko's events (module_events).
+// Mounts run in the loop: corosync queues our events meanwhile.
 #include "corosync.hpp"
 #include "twinfs_user/cluster.hpp"
 #include "twinfs_user/cluster_config.hpp"
 #include "twinfs_user/cluster_status.hpp"
 #include "twinfs_user/fd.hpp"
 #include "twinfs_user/module_control.hpp"
+#include "twinfs_user/module_events.hpp"
 #include "twinfs_user/version.hpp"
 
 #include <dirent.h>
@@ -77,6 +78,7 @@ constexpr int kExitUsage = 2;
 
 bool g_use_syslog = false;
 bool g_timestamps = false;
+bool g_journal = false;	// stderr is the journal: sd-daemon priority prefixes
 
 void log(int prio, std::string_view msg)
 {
@@ -85,6 +87,8 @@ void log(int prio, std::string_view msg)
 		return;
 	}
 	std::string prefix = "twinfsd: ";
+	if (g_journal)
+		prefix = "<" + std::to_string(prio) + ">" + prefix;
 	if (g_timestamps) {
 		// Outside the journal (which has its own): wall clock, ms.
 		timespec ts;
@@ -239,8 +243,8 @@ void probe(const std::string &mountpoint)
 
 class Daemon final : public twinfs::corosync::CpgHandler {
 public:
-	Daemon(const Config &cfg, twinfs::ModuleControl &ctl)
-		: cfg_(cfg), ctl_(ctl), cpg_(cfg.group, *this)
+	Daemon(const Config &cfg, twinfs::ModuleControl &ctl, twinfs::ModuleEvents *events)
+		: cfg_(cfg), ctl_(ctl), events_(events), cpg_(cfg.group, *this)
 	{
 	}
 
@@ -294,6 +298,7 @@ private:
 
 	const Config &cfg_;
 	twinfs::ModuleControl &ctl_;
+	twinfs::ModuleEvents *events_;	// nullptr: --dry-run
 	twinfs::corosync::Cmap cmap_;
 	twinfs::corosync::Quorum quorum_;
 	twinfs::corosync::Cpg cpg_;
@@ -1020,7 +1025,7 @@ int Daemon::run()
 				adopted_.insert(f.name);
 				log(LOG_NOTICE, f.name + ": " + mp + " is mounted (twinfsd restarted): adopting it");
 			}
-	if (const std::string t = ctl_.status().target; t.starts_with("listening "))
+	if (const std::string t = ctl_.status().target + " "; t.starts_with("listening "))
 		for (const auto &f : cfg_.filesystems)
 			if (t.find(" port=" + std::to_string(f.mirror_port) + " ") != std::string::npos &&
 			    t.find(" device=" + f.nvram + " ") != std::string::npos) {
@@ -1051,16 +1056,17 @@ int Daemon::run()
 
 	auto last_status = Clock::now();
 	for (;;) {
-		pollfd p[5] = {{cpg_.fd(), POLLIN, 0}, {quorum_.fd(), POLLIN, 0},
+		pollfd p[6] = {{cpg_.fd(), POLLIN, 0}, {quorum_.fd(), POLLIN, 0},
 			       {sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0},
-			       {ctl_fd, POLLIN, 0}};	// fd -1: ignored
+			       {ctl_fd, POLLIN, 0},	// fd -1: ignored
+			       {events_ ? events_->fd() : -1, POLLIN, 0}};
 		// A delayed fence is due before the next tick: wake up for it.
 		int timeout = -1;
 		if (wake_) {
 			timeout = static_cast<int>(std::max<std::int64_t>(0, ms_between(Clock::now(), *wake_) + 1));
 			wake_.reset();
 		}
-		if (::poll(p, 5, timeout) < 0) {
+		if (::poll(p, 6, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			throw sys_error("poll");
@@ -1093,6 +1099,11 @@ int Daemon::run()
 		}
 		if (p[4].revents)
 			serve_control(ctl_fd);
+		// The module's events: a mirror state change refreshes the status.
+		if (p[5].revents && events_->dispatch())
+			dirty_ = true;
+		if (p[3].revents && events_ && events_->tick())
+			dirty_ = true;
 		if (p[2].revents) {
 			signalfd_siginfo si;
 			while (::read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -1140,16 +1151,21 @@ int serve(const Options &opts)
 		throw std::system_error(err, std::generic_category(), "pthread_sigmask");
 	::signal(SIGPIPE, SIG_IGN);
 
-	if (!opts.foreground)
+	if (!opts.foreground) {
 		daemonize();
-	else
-		g_timestamps = !std::getenv("JOURNAL_STREAM");
+	} else {
+		g_journal = std::getenv("JOURNAL_STREAM") != nullptr;
+		g_timestamps = !g_journal;
+	}
 
 	log(LOG_INFO, "version " + std::string(twinfs::kVersion) + " starting with " + opts.config);
 	auto ctl = opts.dry_run ? twinfs::make_dry_run_module_control(
 					  [](const std::string &m) { log(LOG_INFO, m); })
-				: twinfs::make_sysfs_module_control();
-	Daemon d(cfg, *ctl);
+				: twinfs::make_genl_module_control();
+	std::optional<twinfs::ModuleEvents> events;
+	if (!opts.dry_run)
+		events.emplace([](int prio, const std::string &m) { log(prio, m); });
+	Daemon d(cfg, *ctl, events ? &*events : nullptr);
 	return d.run();
 }
 

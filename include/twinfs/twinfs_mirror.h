@@ -19,8 +19,11 @@
  *                      client nonce)
  *   S -> C  READY      no payload
  * then C -> S WRITE (f_off, payload: the bytes), S -> C ACK (f_id of the
- * WRITE, once the bytes are durable on the partner).  Anything else, a bad
- * checksum, a bad length or a failed HMAC closes the connection.
+ * WRITE, once the bytes are durable on the partner).  Frames are applied
+ * in order; under load one ACK with TWINFS_MIRROR_F_UPTO answers every
+ * frame up to its f_id (the partner ACKs when no further frame is queued
+ * on its socket, or after TWINFS_MIRROR_ACK_BATCH frames).  Anything else,
+ * a bad checksum, a bad length or a failed HMAC closes the connection.
  *
  * Resync: every connection starts with one.  SYNC_BEGIN (f_off: the bytes
  * of the region's header area) makes the partner mark its copy partial on
@@ -51,7 +54,7 @@
 #include "twinfs_format.h"
 
 #define TWINFS_MIRROR_MAGIC	0x544d5752u	/* "RWMT" on the wire */
-#define TWINFS_MIRROR_VERSION	2u
+#define TWINFS_MIRROR_VERSION	3u
 #define TWINFS_MIRROR_NONCE	32u
 #define TWINFS_MIRROR_MAC	32u		/* HMAC-SHA256 */
 #define TWINFS_MIRROR_PAYLOAD_MAX (256u << 10)
@@ -75,7 +78,12 @@ enum twinfs_mirror_type {
 #define TWINFS_MIRROR_F_RDMA	0x0001u
 /* f_flags of a KEYS frame: the last of the set. */
 #define TWINFS_MIRROR_F_LAST	0x0002u
-#define TWINFS_MIRROR_F_KNOWN	(TWINFS_MIRROR_F_RDMA | TWINFS_MIRROR_F_LAST)
+/* f_flags of an ACK: every frame up to f_id (TCP). */
+#define TWINFS_MIRROR_F_UPTO	0x0004u
+#define TWINFS_MIRROR_F_KNOWN	(TWINFS_MIRROR_F_RDMA | TWINFS_MIRROR_F_LAST | \
+				 TWINFS_MIRROR_F_UPTO)
+/* Frames one cumulative ACK may answer at most. */
+#define TWINFS_MIRROR_ACK_BATCH	64u
 /* rdma_cm port of a target on TCP port p, unless it says otherwise. */
 #define TWINFS_MIRROR_RDMA_PORT_DELTA	1u
 

@@ -2,6 +2,8 @@
 // Unit tests of twinfsctl status (userspace/status.cpp) on fake sysfs trees.
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,28 +21,7 @@ using namespace twinfs::status;
 
 namespace {
 
-// A temporary directory removed with everything in it.
-class TempDir {
-public:
-	TempDir()
-	{
-		std::string tmpl = (fs::temp_directory_path() / "twinfs-test-XXXXXX").string();
-		if (!::mkdtemp(tmpl.data()))
-			throw std::runtime_error("mkdtemp " + tmpl + " failed");
-		path_ = tmpl;
-	}
-	TempDir(const TempDir &) = delete;
-	TempDir &operator=(const TempDir &) = delete;
-	~TempDir()
-	{
-		std::error_code ec;
-		fs::remove_all(path_, ec);
-	}
-	const fs::path &path() const { return path_; }
-
-private:
-	fs::path path_;
-};
+using twinfs_test::TempDir;
 
 void write_file(const fs::path &p, const std::string &content)
 {

@@ -6,6 +6,8 @@
 // twinfs::Image; build/fsck.twinfs then checks them.
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -30,28 +32,7 @@ using twinfs::le;
 
 namespace {
 
-// A temporary directory removed with everything in it.
-class TempDir {
-public:
-	TempDir()
-	{
-		std::string tmpl = (fs::temp_directory_path() / "twinfs-tools-XXXXXX").string();
-		if (!::mkdtemp(tmpl.data()))
-			throw std::runtime_error("mkdtemp " + tmpl + " failed");
-		path_ = tmpl;
-	}
-	TempDir(const TempDir &) = delete;
-	TempDir &operator=(const TempDir &) = delete;
-	~TempDir()
-	{
-		std::error_code ec;
-		fs::remove_all(path_, ec);
-	}
-	const fs::path &path() const { return path_; }
-
-private:
-	fs::path path_;
-};
+using twinfs_test::TempDir;
 
 // The tools are next to build/unit-tests; $TWINFS_BIN overrides.
 fs::path tool(const char *name)
@@ -299,7 +280,7 @@ TEST_CASE("mkfs: the default node area scales with the file system", "[tools][mk
 
 TEST_CASE("mkfs: --node-area-blocks below 64 is refused", "[tools][mkfs]")
 {
-	TempDir tmp;
+	TempDir tmp("twinfs-tools");
 	const RunResult r = run(tool("mkfs.twinfs"),
 				{"-q", "--node-area-blocks", "63",
 				 (tmp.path() / "x.img").string(), "64M"});

@@ -58,6 +58,22 @@ b)
 	# twinfsd takes over by itself once a is gone and fenced.
 	wait_json "$FS0" "b serving true" 200
 	log "twinfsd took over: $(grep -E 'taken over|fence' /out/twinfsd.log | tail -3 | tr '\n' '|')"
+	# twinfsctl status: the cluster from twinfsd's control socket (b leads
+	# and holds fs0 now, a is its partner), the module over genetlink.
+	"$TWINFS_BIN/twinfsctl" status > /out/twinfsctl-status.txt 2>&1 ||
+		die "twinfsctl status: $(cat /out/twinfsctl-status.txt)"
+	for re in '^cluster: node b \(2\), quorate, leader b \(2\)' '^fs0 +serving +b +a ' '^vda '; do
+		grep -qE "$re" /out/twinfsctl-status.txt ||
+			die "twinfsctl status: no '$re' in: $(tr '\n' '|' < /out/twinfsctl-status.txt)"
+	done
+	"$TWINFS_BIN/twinfsctl" status --json > /out/twinfsctl-status.json 2> /out/twinfsctl-status.err ||
+		die "twinfsctl status --json: $(cat /out/twinfsctl-status.err)"
+	python3 -S -c 'import json,sys
+j = json.load(open(sys.argv[1])); c = j["cluster"]; f = c["filesystems"][0]
+assert c["leader"]["name"] == "b" and f["holder"]["name"] == "b" and f["partner"]["name"] == "a", c
+assert f["mounted_here"] and j["filesystems"][0]["device"] == "vda", j' /out/twinfsctl-status.json ||
+		die "twinfsctl status --json: $(tr -d '\n' < /out/twinfsctl-status.json)"
+	log "twinfsctl status: $(head -3 /out/twinfsctl-status.txt | tr -s ' ' | tr '\n' '|')"
 	json_get '.last_takeover' > /out/takeover-times.txt
 	while [ ! -e /out/takeover ]; do sleep 0.2; done
 	. /out/takeover		# PREV_ITER, PREV_ACKS

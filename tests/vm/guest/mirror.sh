@@ -213,6 +213,7 @@ owner)
 	(while :; do
 		read -r l < "$sys/mirror"
 		echo "$(date +%T.%N | cut -c1-12) $l" >> /out/mirror-trace
+		cat "$sys/group_commit" > /out/group-commit.tmp && mv /out/group-commit.tmp /out/group-commit
 		sleep 0.5
 	done) &
 	args=(run --seed "$MIRROR_SEED" --iter "$MIRROR_ITER" --workers "$MIRROR_WORKERS"

@@ -35,7 +35,7 @@ import time
 MAGIC = 0x544D5752
 HELLO, CHALLENGE, AUTH, READY, WRITE, ACK = 1, 2, 3, 4, 5, 6
 SYNC_BEGIN, SYNC_DONE = 8, 9
-VERSION = 2          # TWINFS_MIRROR_VERSION
+VERSION = 3          # TWINFS_MIRROR_VERSION
 HDR_AREA = 4096      # TWINFS_CM_HDR_AREA
 FRAME = struct.Struct("<IHHQQIIII")         # struct twinfs_mirror_frame, 40 bytes
 HELLO_S = struct.Struct("<II16sQ32s")       # struct twinfs_mirror_hello, 64 bytes

@@ -160,7 +160,7 @@ kill_and_takeover() {
 	host_fsck "round $r"
 	manifest=$state/manifest-$r.json
 	cp "$ob/manifest.json" "$manifest"
-	line="round $r: workers $nw, killed $what, acks $acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
+	line="round $r: workers $nw, killed $what, acks $acks (checked $c, lost $l), B replayed ${rr:-?} records (A's mount: $(sed -n 's/^records_replayed=//p' "$oa/sysfs-mount.txt")); A: $(grep -E '^mirror=' "$oa/sysfs-mount.txt" | cut -d= -f2-); A's group commit: $(cat "$oa/group-commit" 2>/dev/null); B's target: $(cat "$ob/target-final.txt")${degr:+; NOT mirrored at: $degr}"
 }
 
 # sleep_ms N

@@ -160,6 +160,12 @@ public:
 	void subscribe_events();
 	// The next event, or nullopt after timeout_ms (-1: no limit).
 	std::optional<Event> next_event(int timeout_ms);
+	// The events that arrived, without waiting (for a poll loop on fd());
+	// Error(ENOBUFS) when the kernel dropped some (the socket stays
+	// usable).
+	std::vector<Event> read_events();
+	// The netlink socket, to poll for POLLIN.
+	int fd() const;
 
 private:
 	struct Impl;

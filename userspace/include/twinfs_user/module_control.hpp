@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 // How twinfsd drives twinfs.ko.  An interface, so the transport can change
-// (today: /sys/fs/twinfs/mirror_target and mount(2); later the generic
-// netlink family) without touching the daemon's logic.
+// without touching the daemon's logic: the mirror target and the status
+// over the generic netlink family "twinfs" (genl.hpp), mounts with
+// mount(2)/umount2(2).
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace twinfs {
 
@@ -27,14 +28,28 @@ struct MountSpec {
 // The options string of a MountSpec, as mount(8) -o takes it.
 std::string mount_options(const MountSpec &spec);
 
-struct ModuleStatus {
-	bool loaded = false;
-	std::string target;			// /sys/fs/twinfs/mirror_target, one line
-	std::map<std::string, std::string> mirror;	// device name -> its "mirror" line
+// The mirror of one mounted file system (genetlink STATUS).
+struct MirrorStatus {
+	std::string state = "none";	// none, degraded, resyncing, mirrored
+	std::string transport;		// tcp, rdma; empty when not mirrored
+	std::string partner;		// partner= of the mount (IP:PORT)
 };
 
-// Every call throws std::system_error (or std::runtime_error) naming the
-// operation and its arguments when it fails.
+// One line: "none" when not mirrored, else "TRANSPORT PARTNER STATE", the
+// way /sys/fs/twinfs/<dev>/mirror starts (it goes on with counters).
+std::string to_string(const MirrorStatus &m);
+// The other way, from such a line (sysfs's or to_string's).
+MirrorStatus parse_mirror_line(std::string_view line);
+
+struct ModuleStatus {
+	bool loaded = false;
+	std::string target;	// the mirror target, one line ("stopped", "listening port=...")
+	std::map<std::string, std::string> mirror;	// device name ("vda") -> to_string(its mirror)
+};
+
+// Every call throws std::system_error (or std::runtime_error, genl::Error)
+// naming the operation and its arguments, and what the kernel said, when
+// it fails.
 class ModuleControl {
 public:
 	virtual ~ModuleControl() = default;
@@ -51,12 +66,14 @@ public:
 	virtual void takeover(const MountSpec &spec) = 0;
 	// Unmount (giveback, lost quorum).
 	virtual void relinquish(const std::string &mountpoint) = 0;
+	// Does not throw: what cannot be read is said in ModuleStatus::target.
 	virtual ModuleStatus status() const = 0;
 };
 
-// Today's interfaces: /sys/fs/twinfs/mirror_target and mount(2).
-std::unique_ptr<ModuleControl> make_sysfs_module_control(
-	std::filesystem::path sysfs_root = "/sys/fs/twinfs");
+// The generic netlink family "twinfs" (TARGET_START, TARGET_STOP,
+// TARGET_STATUS, STATUS) and mount(2).  A socket per call: the module may
+// be loaded, unloaded or reloaded (a new family id) while twinfsd runs.
+std::unique_ptr<ModuleControl> make_genl_module_control();
 
 // Touches no module: logs each call through `log`, keeps the state it would
 // have (mountpoints are created, nothing is mounted).  For testing the

@@ -64,6 +64,10 @@ std::string format_table(const Snapshot &snap);
 // object (under their file names), left out when it has none.
 std::string format_json(const Snapshot &snap);
 
+// Rows of cells as left-aligned columns two blanks apart, a newline after
+// each row (the first row is usually the header).
+std::string format_columns(const std::vector<std::vector<std::string>> &rows);
+
 // Helpers, exposed for the tests.
 std::string json_quote(std::string_view s);
 bool is_json_integer(std::string_view s);
