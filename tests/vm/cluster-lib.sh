@@ -24,6 +24,7 @@ guest_failed() {
 }
 
 # fs_status OUT: "holder state mounted_here mirror" of the first file
+# (the mirror line may end with its state: match " WORD" against "$s ")
 # system in the guest's twinfsd status file ("" while there is none).
 fs_status() {
 	python3 -S -c 'import json,sys

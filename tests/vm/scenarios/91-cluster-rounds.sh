@@ -103,7 +103,7 @@ mirrored() {
 	local t s
 	for ((t = 0; t < 1800; t++)); do
 		s=$(fs_status "${gout[$1]}")
-		[[ "$s" == *" mirrored "* ]] && return 0
+		[[ "$s " == *" mirrored "* ]] && return 0
 		[ -e "${gout[$1]}/status" ] && guest_failed "${gname[$1]}" "${gout[$1]}"
 		one_mount
 		sleep 0.1
@@ -185,10 +185,10 @@ phase() {
 		fence_ack "${gout[$H]}" "$P" "${gname[$P]}" 60 || fail "$H asked for no fence of its partner $P"
 		for ((t = 0; t < 600; t++)); do
 			s=$(fs_status "${gout[$H]}")
-			[[ "$s" == *" degraded "* ]] && break
+			[[ "$s " == *" degraded "* ]] && break
 			sleep 0.1
 		done
-		[[ "$s" == "$H serving True "*" degraded "* ]] || fail "$H after its partner's kill: $s"
+		[[ "$s " == "$H serving True "*" degraded "* ]] || fail "$H after its partner's kill: $s"
 		acks_grow "$H" "$iter" 20
 		echo "partner: $P killed mid-workload, $H fenced it, degraded after $(ms_since "$t0") ms, kept serving and acknowledging ($s)" | tee -a "$sumf" >&2
 		boot "$P"
