@@ -328,14 +328,40 @@ plot {p99_plot}
 {scaling_part}
 unset multiplot
 """
-        sp = os.path.join(tmp, "plot.gp")
-        with open(sp, "w") as f:
-            f.write(script)
-        r = subprocess.run(["gnuplot", sp], capture_output=True, text=True)
-        if r.returncode:
-            print("report: gnuplot failed:\n" + r.stderr, file=sys.stderr)
-            return False
+        return run_gnuplot(tmp, script)
+
+
+def run_gnuplot(tmp, script):
+    """Runs gnuplot on SCRIPT (written to TMP/plot.gp); False if it failed."""
+    sp = os.path.join(tmp, "plot.gp")
+    with open(sp, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", sp], capture_output=True, text=True)
+    if r.returncode:
+        print("report: gnuplot failed:\n" + r.stderr, file=sys.stderr)
+        return False
     return True
+
+
+def write_section(section, md_path, doc_path, begin, end, what):
+    """Writes SECTION (BEGIN ... END) to MD_PATH and in place of the one
+    between those markers in DOC_PATH (each if given); WHAT names the
+    markers in the message when DOC_PATH has none."""
+    if md_path:
+        with open(md_path, "w") as f:
+            f.write(section)
+    if doc_path:
+        with open(doc_path) as f:
+            doc = f.read()
+        i, j = doc.find(begin), doc.find(end)
+        if i < 0 or j < i:
+            print(f"report: no {what} markers in {doc_path}, not updated", file=sys.stderr)
+        else:
+            rest = doc[j + len(end):].lstrip("\n")
+            doc = doc[:i] + section + ("\n" + rest if rest else "")
+            with open(doc_path, "w") as f:
+                f.write(doc)
+            print(f"updated {doc_path}")
 
 
 def read_setup(path):
@@ -494,22 +520,7 @@ def main():
         md.append(f"![throughput, p99 latency and ratios]({a.plot_link})")
         md.append("")
     md.append(END)
-    section = "\n".join(md) + "\n"
-    if a.md:
-        with open(a.md, "w") as f:
-            f.write(section)
-    if a.doc:
-        with open(a.doc) as f:
-            doc = f.read()
-        i, j = doc.find(BEGIN), doc.find(END)
-        if i < 0 or j < i:
-            print(f"report: no result markers in {a.doc}, not updated", file=sys.stderr)
-        else:
-            rest = doc[j + len(END):].lstrip("\n")
-            doc = doc[:i] + section + ("\n" + rest if rest else "")
-            with open(a.doc, "w") as f:
-                f.write(doc)
-            print(f"updated {a.doc}")
+    write_section("\n".join(md) + "\n", a.md, a.doc, BEGIN, END, "result")
 
 
 if __name__ == "__main__":

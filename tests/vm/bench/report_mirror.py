@@ -22,13 +22,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import (fmt_n, fmt_ratio, md_table, ordered, read_meta,  # noqa: E402
-                    text_table)
+                    run_gnuplot, text_table, write_section)
 
 BEGIN = "<!-- BEGIN mirror bench results (written by tests/vm/bench-mirror.sh) -->"
 END = "<!-- END mirror bench results -->"
@@ -166,14 +165,7 @@ set label 3 "target mirrored: 1x" at graph 0.99, first 1 right front offset 0,0.
 plot {rbars(1)}
 unset multiplot
 """
-        sp = os.path.join(tmp, "plot.gp")
-        with open(sp, "w") as f:
-            f.write(script)
-        r = subprocess.run(["gnuplot", sp], capture_output=True, text=True)
-        if r.returncode:
-            print("report: gnuplot failed:\n" + r.stderr, file=sys.stderr)
-            return False
-    return True
+        return run_gnuplot(tmp, script)
 
 
 def main():
@@ -384,22 +376,7 @@ def main():
         md.append(f"![mirroring: throughput, p50 latency, ratios to DRBD and to ext4]({a.plot_link})")
         md.append("")
     md.append(END)
-    section = "\n".join(md) + "\n"
-    if a.md:
-        with open(a.md, "w") as f:
-            f.write(section)
-    if a.doc:
-        with open(a.doc) as f:
-            doc = f.read()
-        i, j = doc.find(BEGIN), doc.find(END)
-        if i < 0 or j < i:
-            print(f"report: no mirror result markers in {a.doc}, not updated", file=sys.stderr)
-        else:
-            rest = doc[j + len(END):].lstrip("\n")
-            doc = doc[:i] + section + ("\n" + rest if rest else "")
-            with open(a.doc, "w") as f:
-                f.write(doc)
-            print(f"updated {a.doc}")
+    write_section("\n".join(md) + "\n", a.md, a.doc, BEGIN, END, "mirror result")
 
 
 if __name__ == "__main__":
