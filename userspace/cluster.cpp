@@ -67,6 +67,23 @@ bool OwnershipMap::is_unfenced(NodeId n) const
 			   [n](const Unfenced &u) { return u.node == n; });
 }
 
+bool OwnershipMap::is_absent(NodeId n) const
+{
+	return std::any_of(absent.begin(), absent.end(),
+			   [n](const Unfenced &u) { return u.node == n; });
+}
+
+namespace {
+
+void add_sorted(std::vector<Unfenced> &v, Unfenced u)
+{
+	v.push_back(u);
+	std::sort(v.begin(), v.end(),
+		  [](const Unfenced &a, const Unfenced &b) { return a.node < b.node; });
+}
+
+} // namespace
+
 // ---- wire format -------------------------------------------------------
 //
 // header: u32 magic "TWFD", u16 version (1), u16 type, u64 config digest;
@@ -75,7 +92,7 @@ bool OwnershipMap::is_unfenced(NodeId n) const
 namespace {
 
 constexpr std::uint32_t kMagic = 0x44465754;	// "TWFD" little-endian
-constexpr std::uint16_t kVersion = 1;
+constexpr std::uint16_t kVersion = 2;	// 2: absent nodes, EXPIRED
 constexpr std::size_t kMaxEntries = 4096;
 
 class Writer {
@@ -162,11 +179,17 @@ std::vector<std::uint8_t> encode(const Message &m)
 			w.u<std::uint64_t>(e.epoch);
 			w.u<std::uint8_t>(e.giveback ? 1 : 0);
 		}
-		w.u<std::uint32_t>(static_cast<std::uint32_t>(m.map.unfenced.size()));
-		for (const auto &u : m.map.unfenced) {
-			w.u<std::uint32_t>(u.node);
-			w.u<std::uint64_t>(u.seq);
+		for (const auto *list : {&m.map.unfenced, &m.map.absent}) {
+			w.u<std::uint32_t>(static_cast<std::uint32_t>(list->size()));
+			for (const auto &u : *list) {
+				w.u<std::uint32_t>(u.node);
+				w.u<std::uint64_t>(u.seq);
+			}
 		}
+		break;
+	case MsgType::Expired:
+		w.u<std::uint32_t>(m.node);
+		w.u<std::uint64_t>(m.seq);
 		break;
 	case MsgType::Fenced:
 		w.u<std::uint32_t>(m.node);
@@ -219,17 +242,26 @@ Message decode(std::span<const std::uint8_t> payload)
 			e.giveback = r.u<std::uint8_t>("entry giveback") != 0;
 			m.map.fs.push_back(std::move(e));
 		}
-		const auto nu = r.u<std::uint32_t>("unfenced count");
-		if (nu > kMaxEntries)
-			throw std::runtime_error("message: " + std::to_string(nu) + " unfenced nodes");
-		for (std::uint32_t i = 0; i < nu; i++) {
-			Unfenced u;
-			u.node = r.u<std::uint32_t>("unfenced node");
-			u.seq = r.u<std::uint64_t>("unfenced seq");
-			m.map.unfenced.push_back(u);
+		for (auto *list : {&m.map.unfenced, &m.map.absent}) {
+			const bool unf = list == &m.map.unfenced;
+			const auto nu = r.u<std::uint32_t>(unf ? "unfenced count" : "absent count");
+			if (nu > kMaxEntries)
+				throw std::runtime_error("message: " + std::to_string(nu) +
+							 (unf ? " unfenced nodes" : " absent nodes"));
+			for (std::uint32_t i = 0; i < nu; i++) {
+				Unfenced u;
+				u.node = r.u<std::uint32_t>(unf ? "unfenced node" : "absent node");
+				u.seq = r.u<std::uint64_t>(unf ? "unfenced seq" : "absent seq");
+				list->push_back(u);
+			}
 		}
 		break;
 	}
+	case static_cast<std::uint16_t>(MsgType::Expired):
+		m.type = MsgType::Expired;
+		m.node = r.u<std::uint32_t>("node");
+		m.seq = r.u<std::uint64_t>("seq");
+		break;
 	case static_cast<std::uint16_t>(MsgType::Fenced):
 		m.type = MsgType::Fenced;
 		m.node = r.u<std::uint32_t>("node");
@@ -273,7 +305,8 @@ void ClusterState::bump(FsEntry &e)
 }
 
 void ClusterState::on_confchg(std::span<const NodeId> members, std::span<const NodeId> left,
-			      std::span<const NodeId> joined)
+			      std::span<const NodeId> joined, std::span<const NodeId> daemon_gone,
+			      std::span<const NodeId> clean)
 {
 	members_.assign(members.begin(), members.end());
 	std::sort(members_.begin(), members_.end());
@@ -285,16 +318,43 @@ void ClusterState::on_confchg(std::span<const NodeId> members, std::span<const N
 	round_ = true;
 	if (!synced_)
 		return;
+	auto in = [](std::span<const NodeId> v, NodeId n) {
+		return std::find(v.begin(), v.end(), n) != v.end();
+	};
 	for (NodeId n : left)
-		apply_leave(n);
+		apply_leave(n, in(daemon_gone, n) ? Leave::DaemonGone
+				: in(clean, n)    ? Leave::Clean
+						  : Leave::Lost);
 	for (NodeId n : joined)
 		apply_join(n);
 }
 
-void ClusterState::apply_leave(NodeId n)
+void ClusterState::apply_leave(NodeId n, Leave how)
 {
+	if (how == Leave::DaemonGone && cfg_.daemon_grace_ms == 0)
+		how = Leave::Lost;
+	if (how == Leave::DaemonGone) {
+		// Its node is still up and may still serve or mirror: wait for
+		// its twinfsd to come back (or for EXPIRED).
+		const bool involved = std::any_of(map_.fs.begin(), map_.fs.end(), [&](const FsEntry &e) {
+			const FileSystem *f = cfg_.filesystem(e.name);
+			return e.holder == n || e.target == n || (f && cfg_.other(*f, e.holder) == n);
+		});
+		if (involved && !map_.is_absent(n)) {
+			map_.seq++;
+			add_sorted(map_.absent, Unfenced{n, map_.seq});
+		}
+		return;
+	}
 	bool needs_fence = false;
 	for (auto &e : map_.fs) {
+		const FileSystem *f = cfg_.filesystem(e.name);
+		if (how == Leave::Lost && e.state == FsState::Serving && e.holder != n && f &&
+		    cfg_.other(*f, e.holder) == n) {
+			// The partner: in a split it would take over.
+			needs_fence = true;
+			continue;
+		}
 		if (e.state == FsState::Serving && e.holder == n) {
 			e.state = FsState::HolderLost;
 			e.giveback = false;
@@ -316,14 +376,14 @@ void ClusterState::apply_leave(NodeId n)
 	}
 	if (needs_fence && !map_.is_unfenced(n)) {
 		map_.seq++;
-		map_.unfenced.push_back(Unfenced{n, map_.seq});
-		std::sort(map_.unfenced.begin(), map_.unfenced.end(),
-			  [](const Unfenced &a, const Unfenced &b) { return a.node < b.node; });
+		add_sorted(map_.unfenced, Unfenced{n, map_.seq});
 	}
 }
 
 void ClusterState::apply_join(NodeId n)
 {
+	if (std::erase_if(map_.absent, [n](const Unfenced &u) { return u.node == n; }))
+		map_.seq++;
 	for (auto &e : map_.fs)
 		if (e.state == FsState::Waiting && e.holder == n) {
 			e.state = FsState::Serving;
@@ -426,6 +486,16 @@ std::string ClusterState::on_message(const Message &m)
 std::string ClusterState::apply(const Message &m)
 {
 	const std::string from = "node " + std::to_string(m.sender);
+	if (m.type == MsgType::Expired) {
+		auto it = std::find(map_.absent.begin(), map_.absent.end(), Unfenced{m.node, m.seq});
+		if (it == map_.absent.end() || is_member(m.node))
+			return {};
+		map_.absent.erase(it);
+		map_.seq++;
+		apply_leave(m.node, Leave::Lost);
+		return "node " + std::to_string(m.node) + ": its twinfsd did not come back; lost (" +
+		       from + ")";
+	}
 	if (m.type == MsgType::Fenced) {
 		auto it = std::find(map_.unfenced.begin(), map_.unfenced.end(),
 				    Unfenced{m.node, m.seq});
@@ -462,7 +532,7 @@ std::string ClusterState::apply(const Message &m)
 			return e->name + ": " + from + " serves it";
 		}
 		if (e->state == FsState::Serving && e->holder == m.sender)
-			return {};
+			return e->name + ": " + from + " still serves it (twinfsd restarted)";
 		return from + " announced " + e->name + " while it is " +
 		       std::string(to_string(e->state)) + "; ignored";
 	case MsgType::Released:
@@ -509,8 +579,13 @@ std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate
 	}
 	if (cs.leader() == me)
 		for (const auto &u : map.unfenced)
-			if (!local.fencing.count(u.node))
-				out.push_back({ActionKind::Fence, {}, u.node, u.seq});
+			if (!local.fencing.count(u.node)) {
+				const bool holds = std::any_of(map.fs.begin(), map.fs.end(), [&](const FsEntry &e) {
+					return e.state == FsState::HolderLost && e.holder == u.node;
+				});
+				out.push_back({ActionKind::Fence, {}, u.node, u.seq,
+					       holds ? cfg.fence_delay_ms : 0});
+			}
 	for (const auto &e : map.fs) {
 		const FileSystem *f = cfg.filesystem(e.name);
 		if (!f || local.busy.count(e.name))
@@ -521,7 +596,8 @@ std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate
 		const bool next_me = (e.state == FsState::Fenced || e.state == FsState::Released) &&
 				     e.target == me;
 		const bool mirror_me = e.state == FsState::Serving && e.holder != me &&
-				       cs.is_member(e.holder) && cfg.other(*f, e.holder) == me;
+				       (cs.is_member(e.holder) || map.is_absent(e.holder)) &&
+				       cfg.other(*f, e.holder) == me;
 		Action a{ActionKind::Mount, e.name, e.holder, e.epoch};
 		if (next_me) {
 			a.kind = ActionKind::TakeOver;
@@ -539,6 +615,31 @@ std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate
 			continue;
 		}
 		out.push_back(std::move(a));
+	}
+	return out;
+}
+
+std::vector<Message> expired(const ClusterState &cs, const Config &cfg,
+			     const std::vector<std::pair<Unfenced, std::int64_t>> &since,
+			     std::span<const NodeId> ring)
+{
+	std::vector<Message> out;
+	if (!cs.synced() || cs.in_round() || cs.leader() != cs.me())
+		return out;
+	for (const auto &u : cs.map().absent) {
+		std::int64_t age = 0;
+		for (const auto &[v, ms] : since)
+			if (v == u)
+				age = ms;
+		const bool up = ring.empty() || std::find(ring.begin(), ring.end(), u.node) != ring.end();
+		if (up && age < static_cast<std::int64_t>(cfg.daemon_grace_ms))
+			continue;
+		Message m;
+		m.type = MsgType::Expired;
+		m.config_digest = cfg.digest();
+		m.node = u.node;
+		m.seq = u.seq;
+		out.push_back(m);
 	}
 	return out;
 }

@@ -242,6 +242,10 @@ Config parse_config(std::string_view text, std::string_view origin)
 			c.cluster_key = v.opt("cluster_key").value_or("");
 			if (auto t = v.num<unsigned>("fence_timeout_ms", 100, 3600000))
 				c.fence_timeout_ms = *t;
+			if (auto t = v.num<unsigned>("fence_delay_ms", 0, 600000))
+				c.fence_delay_ms = *t;
+			if (auto t = v.num<unsigned>("daemon_grace_ms", 0, 3600000))
+				c.daemon_grace_ms = *t;
 			if (auto p = v.opt("lost_quorum")) {
 				if (*p == "freeze")
 					c.lost_quorum = LostQuorumPolicy::Freeze;

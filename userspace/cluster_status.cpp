@@ -85,6 +85,10 @@ std::string status_json(const StatusInput &in)
 	for (const auto &u : cs.map().unfenced)
 		unf.push_back(node_ref(cfg, u.node));
 	j["unfenced"] = unf;
+	json abs = json::array();
+	for (const auto &u : cs.map().absent)
+		abs.push_back(node_ref(cfg, u.node));
+	j["absent"] = abs;
 	j["mirror_target"] = in.module.loaded ? json(in.module.target) : json(nullptr);
 	if (in.last_takeover) {
 		const auto &t = *in.last_takeover;

@@ -277,6 +277,9 @@ private:
 	};
 
 	void send(const Message &m);
+	void note_changes(const OwnershipMap &before, Clock::time_point t0);
+	void check_grace();
+	void adopt();
 	void act();
 	void execute(const Action &a);
 	void start_fence(const Action &a);
@@ -312,6 +315,14 @@ private:
 	std::set<std::string> releasing_;
 	std::optional<TakeoverTimes> last_takeover_;
 	std::string last_summary_;
+	std::vector<NodeId> ring_;		// corosync's membership (totem)
+	// Absent nodes (twinfsd gone, node up): since when; EXPIRED sent.
+	std::map<std::pair<NodeId, std::uint64_t>, Clock::time_point> absent_since_;
+	std::set<std::pair<NodeId, std::uint64_t>> expired_sent_;
+	// Delayed fences (fence_delay_ms): since when each (node, seq) waits.
+	std::map<std::pair<NodeId, std::uint64_t>, Clock::time_point> fence_wait_;
+	std::set<std::string> adopted_;		// mounted at start, to announce
+	std::optional<Clock::time_point> wake_;	// the next delayed fence is due
 };
 
 // ---- events ------------------------------------------------------------
@@ -328,8 +339,18 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 		return out;
 	};
 	const auto m = ids(members), l = ids(left), j = ids(joined);
+	// procdown: twinfsd died but its node is up (absent, grace);
+	// leave: a clean stop.
+	std::vector<NodeId> gone, clean;
+	for (const auto &x : left) {
+		const std::string r = twinfs::corosync::reason_name(x.reason);
+		if (r == "procdown")
+			gone.push_back(x.nodeid);
+		else if (r == "leave")
+			clean.push_back(x.nodeid);
+	}
 	const OwnershipMap before = cs_->map();
-	cs_->on_confchg(m, l, j);
+	cs_->on_confchg(m, l, j, gone, clean);
 	// Why they left: "leave" (a clean stop), "procdown" (twinfsd died),
 	// "nodedown" (corosync lost the node).
 	std::string why;
@@ -340,8 +361,19 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 			      (j.empty() ? "" : ", joined " + join_ids(j)) + "; leader " +
 			      (cs_->leader() ? std::to_string(*cs_->leader()) : "none") +
 			      (quorum_.quorate() ? "" : " (not quorate)"));
-	// Where we are the one to take over, the clock of the takeover starts
-	// now: at the membership change.
+	note_changes(before, now);
+	// Each member multicasts its State after every change (cluster.hpp).
+	cs_->set_quorate(quorum_.quorate());
+	send(cs_->state_message(quorum_.quorate()));
+	dirty_ = true;
+}
+
+// After a configuration change or a message: where we are the one to take
+// over, the clock of the takeover starts now (the membership change, or
+// the EXPIRED of a node whose twinfsd did not come back); absent nodes are
+// timed for their grace.
+void Daemon::note_changes(const OwnershipMap &before, Clock::time_point now)
+{
 	for (const auto &e : cs_->map().fs) {
 		const FsEntry *b = before.find(e.name);
 		const FileSystem *f = cfg_.filesystem(e.name);
@@ -353,10 +385,55 @@ void Daemon::on_confchg(std::span<const twinfs::corosync::CpgMember> members,
 			takeovers_.insert_or_assign(e.name, TakeoverRun{Takeover(e.name), e.holder,
 								       now, {}, -1, -1});
 	}
-	// Each member multicasts its State after every change (cluster.hpp).
-	cs_->set_quorate(quorum_.quorate());
-	send(cs_->state_message(quorum_.quorate()));
-	dirty_ = true;
+	const auto &absent = cs_->map().absent;
+	std::erase_if(absent_since_, [&](const auto &kv) {
+		return std::find(absent.begin(), absent.end(),
+				 Unfenced{kv.first.first, kv.first.second}) == absent.end();
+	});
+	for (const auto &u : absent)
+		if (absent_since_.emplace(std::pair{u.node, u.seq}, now).second)
+			log(LOG_WARNING, "node " + std::to_string(u.node) +
+						 ": its twinfsd left while the node is up; waiting " +
+						 std::to_string(cfg_.daemon_grace_ms) +
+						 " ms (daemon_grace_ms) for it to come back before fencing");
+}
+
+// The leader: EXPIRED for absent nodes whose grace is over or whose node
+// left corosync's membership.
+void Daemon::check_grace()
+{
+	if (!quorum_.quorate() || absent_since_.empty())
+		return;
+	std::vector<std::pair<Unfenced, std::int64_t>> since;
+	for (const auto &[k, t] : absent_since_)
+		since.push_back({Unfenced{k.first, k.second}, ms_between(t, Clock::now())});
+	for (const auto &m : expired(*cs_, cfg_, since, ring_)) {
+		if (!expired_sent_.insert({m.node, m.seq}).second)
+			continue;
+		log(LOG_WARNING, "node " + std::to_string(m.node) + ": its twinfsd did not come back (" +
+					 std::to_string(cfg_.daemon_grace_ms) + " ms, or the node is down)");
+		send(m);
+	}
+}
+
+// After the first State round: what this node had mounted when twinfsd
+// started (a restart) is announced if the map says it serves it; anything
+// else is for plan() (unmount, take over).
+void Daemon::adopt()
+{
+	for (const auto &name : adopted_) {
+		const FsEntry *e = cs_->map().find(name);
+		if (!e || e->state != FsState::Serving || e->holder != cs_->me())
+			continue;
+		Message m;
+		m.type = MsgType::Owned;
+		m.fs = name;
+		m.epoch = e->epoch;
+		send(m);
+		log(LOG_NOTICE, name + ": adopted the mount at " + cfg_.filesystem(name)->mountpoint +
+					" (twinfsd restarted while the module served it); announced");
+	}
+	adopted_.clear();
 }
 
 void Daemon::on_deliver(std::uint32_t nodeid, std::uint32_t, std::span<const std::uint8_t> bytes)
@@ -372,7 +449,11 @@ void Daemon::on_deliver(std::uint32_t nodeid, std::uint32_t, std::span<const std
 	m.sender = nodeid;
 	cs_->set_quorate(quorum_.quorate());
 	const bool was_synced = cs_->synced();
+	const OwnershipMap before = cs_->map();
 	const std::string line = cs_->on_message(m);
+	note_changes(before, Clock::now());
+	if (!was_synced && cs_->synced())
+		adopt();
 	if (!line.empty())
 		log(LOG_INFO, line);
 	if (!cs_->config_mismatch().empty())
@@ -390,6 +471,7 @@ void Daemon::on_totem(std::uint32_t ring_nodeid, std::uint64_t ring_seq,
 		      std::span<const std::uint32_t> members)
 {
 	ring_seq_ = ring_seq;
+	ring_.assign(members.begin(), members.end());
 	log(LOG_INFO, "totem ring " + std::to_string(ring_nodeid) + "." + std::to_string(ring_seq) +
 			      ": " + join_ids(std::vector<NodeId>(members.begin(), members.end())));
 	dirty_ = true;
@@ -519,6 +601,19 @@ void Daemon::act()
 					std::to_string(a.node);
 		if (backing_off(key))
 			continue;
+		if (a.kind == ActionKind::Fence && a.delay_ms > 0) {
+			const auto [it, first] = fence_wait_.emplace(std::pair{a.node, a.epoch}, Clock::now());
+			if (first)
+				log(LOG_WARNING, "fence of node " + std::to_string(a.node) + " delayed by " +
+							 std::to_string(a.delay_ms) +
+							 " ms (it holds a file system: fence_delay_ms)");
+			const auto due = it->second + std::chrono::milliseconds(a.delay_ms);
+			if (Clock::now() < due) {
+				if (!wake_ || due < *wake_)
+					wake_ = due;
+				continue;
+			}
+		}
 		try {
 			execute(a);
 		} catch (const std::exception &e) {
@@ -679,6 +774,13 @@ void Daemon::takeover(const Action &a)
 	local_.busy.insert(a.fs);
 	const auto spec = spec_for(f, !giveback);
 	try {
+		if (local_.mounted.count(a.fs) && t.step() == TakeoverStep::StopTarget) {
+			// Mounted already: twinfsd restarted in the middle of this.
+			log(LOG_NOTICE, a.fs + ": mounted already (adopted); announcing");
+			t.advance(true);
+			t.advance(true);
+			run.mount_ms = 0;
+		}
 		if (t.step() == TakeoverStep::StopTarget) {
 			ctl_.stop_target();
 			local_.targets.erase(a.fs);
@@ -915,11 +1017,21 @@ int Daemon::run()
 			log(LOG_WARNING, "corosync's node " + std::to_string(*id) +
 						 " is not in the configuration: it serves nothing");
 	}
-	// What is mounted already (a restart).
+	// What is mounted already and the mirror target (a restart): adopted.
 	for (const auto &mp : twinfs_mounts())
 		for (const auto &f : cfg_.filesystems)
-			if (f.mountpoint == mp)
+			if (f.mountpoint == mp) {
 				local_.mounted.insert(f.name);
+				adopted_.insert(f.name);
+				log(LOG_NOTICE, f.name + ": " + mp + " is mounted (twinfsd restarted): adopting it");
+			}
+	if (const std::string t = ctl_.status().target + " "; t.starts_with("listening "))
+		for (const auto &f : cfg_.filesystems)
+			if (t.find(" port=" + std::to_string(f.mirror_port) + " ") != std::string::npos &&
+			    t.find(" device=" + f.nvram + " ") != std::string::npos) {
+				local_.targets.insert(f.name);
+				log(LOG_NOTICE, f.name + ": the mirror target runs (twinfsd restarted): adopting it");
+			}
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -948,7 +1060,13 @@ int Daemon::run()
 			       {sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0},
 			       {ctl_fd, POLLIN, 0},	// fd -1: ignored
 			       {events_ ? events_->fd() : -1, POLLIN, 0}};
-		if (::poll(p, 6, -1) < 0) {
+		// A delayed fence is due before the next tick: wake up for it.
+		int timeout = -1;
+		if (wake_) {
+			timeout = static_cast<int>(std::max<std::int64_t>(0, ms_between(Clock::now(), *wake_) + 1));
+			wake_.reset();
+		}
+		if (::poll(p, 6, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			throw sys_error("poll");
@@ -970,6 +1088,7 @@ int Daemon::run()
 			std::uint64_t n;
 			while (::read(tfd.get(), &n, sizeof(n)) > 0)
 				;
+			check_grace();
 			for (auto &j : fences_)
 				if (!j.killed && ms_between(j.start, Clock::now()) > cfg_.fence_timeout_ms) {
 					log(LOG_ERR, "fence of node " + std::to_string(j.node) +

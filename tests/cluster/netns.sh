@@ -50,37 +50,9 @@ ip netns add $ns1 && ip netns add $ns2 &&
 	ip -n $ns1 link set twinfs-v1 up && ip -n $ns2 link set twinfs-v2 up &&
 	ip -n $ns1 link set lo up && ip -n $ns2 link set lo up || fail "cannot set up the namespaces"
 
-cat > "$dir/corosync.conf" << 'EOF2'
-totem {
-	version: 2
-	cluster_name: twinfs-netns
-	transport: knet
-	crypto_cipher: none
-	crypto_hash: none
-	token: 1000
-}
-nodelist {
-	node {
-		ring0_addr: 10.9.0.1
-		name: a
-		nodeid: 1
-	}
-	node {
-		ring0_addr: 10.9.0.2
-		name: b
-		nodeid: 2
-	}
-}
-quorum {
-	provider: corosync_votequorum
-	two_node: 1
-}
-logging {
-	to_stderr: yes
-	to_syslog: no
-	timestamp: hires
-}
-EOF2
+# shellcheck source=corosync-conf.sh
+. "$(dirname "$0")/corosync-conf.sh"
+corosync_conf twinfs-netns knet 1000 10.9.0.1 10.9.0.2 > "$dir/corosync.conf"
 cat > "$dir/fence.sh" << EOF2
 #!/bin/sh
 # fence.sh NAME ID: "power off" the node: kill its corosync and twinfsd.
@@ -100,6 +72,7 @@ start() {
 fence_command = $dir/fence.sh %n %i
 status_file = $d/status.json
 cluster_key = $dir/key
+daemon_grace_ms = 3000
 [node a]
 id = 1
 address = 10.9.0.1
@@ -122,6 +95,16 @@ EOF2
 		for i in \$(seq 50); do corosync-cmapctl -g runtime.config.totem.token > /dev/null 2>&1 && break; sleep 0.2; done
 		'$twinfsd' -f -n -c '$d/twinfsd.conf' >> '$d/twinfsd.log' 2>&1 & echo \$! > '$d/twinfsd.pid'
 		wait" > /dev/null 2>&1 &
+}
+
+# restart_twinfsd N: twinfsd of node N again, in the namespaces of its
+# corosync (which kept running).
+restart_twinfsd() {
+	local d=$dir/n$1
+	nsenter -t "$(cat "$d/corosync.pid")" -m -n -- \
+		"$twinfsd" -f -n -c "$d/twinfsd.conf" >> "$d/twinfsd.log" 2>&1 &
+	echo $! > "$d/twinfsd.pid"
+	disown
 }
 
 # js N EXPR: a value of node N's status file (python3 expression on j).
@@ -190,4 +173,23 @@ wait_js 2 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "b serving True" 20
 grep -q 'unmounted .* for the shutdown' "$dir/n1/twinfsd.log" || fail "a did not unmount on SIGTERM"
 [ "$(wc -l < "$dir/fence.log")" = 1 ] || fail "a fence after a clean stop: $(tr '\n' ' ' < "$dir/fence.log")"
 echo "5. a stopped cleanly: b took fs0 over without a fence"
+
+restart_twinfsd 1
+wait_js 1 "${fsx}[\"target_here\"]" True 20
+kill -9 "$(cat "$dir/n2/twinfsd.pid")"
+wait_js 1 'len(j["absent"])' 1 10
+sleep 1
+restart_twinfsd 2
+wait_js 2 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "b serving True" 20
+wait_js 1 'len(j["absent"])' 0 5
+sleep 3
+[ "$(wc -l < "$dir/fence.log")" = 1 ] || fail "a fence after twinfsd's restart: $(tr '\n' ' ' < "$dir/fence.log")"
+grep -q 'daemon_grace_ms' "$dir/n1/twinfsd.log" || fail "a did not wait for b's twinfsd"
+echo "6. b's twinfsd SIGKILLed and restarted (its corosync kept running): absent, back within daemon_grace_ms, no fence"
+
+kill -9 "$(cat "$dir/n2/twinfsd.pid")"
+wait_js 1 "$holder + \" \" + str(${fsx}[\"mounted_here\"])" "a serving True" 30
+[ "$(tail -1 "$dir/fence.log")" = b ] || fail "fence log: $(tr '\n' ' ' < "$dir/fence.log") (expected b last)"
+grep -q 'did not come back' "$dir/n1/twinfsd.log" || fail "a did not log the grace's end"
+echo "7. b's twinfsd SIGKILLed for good: after daemon_grace_ms a fenced b and took fs0 over"
 echo PASS

@@ -166,7 +166,7 @@ TEST_CASE("config: nodes, pairs, file systems", "[cluster]")
 	CHECK(data->initial_owner == 4);
 	CHECK(data->label == "data");
 	CHECK(data->mirror_port == 7791);
-	CHECK_FALSE(c.mirror_after_takeover);
+	CHECK(c.mirror_after_takeover);	// the default
 	CHECK(c.control_socket == "/run/twinfsd/control");
 	CHECK(c.digest() == parse_config(kConf).digest());
 	CHECK(c.digest() != parse_config(with("[node e]\nid=5\naddress=10.0.0.5\n")).digest());
@@ -217,6 +217,7 @@ TEST_CASE("messages survive the wire format; malformed ones are refused", "[clus
 	m.map.seq = 7;
 	m.map.fs.push_back({"home", FsState::Fenced, 1, 2, 9, true});
 	m.map.unfenced.push_back({3, 4});
+	m.map.absent.push_back({1, 5});
 	const auto bytes = encode(m);
 	const Message d = decode(bytes);
 	CHECK(d.type == MsgType::State);
@@ -233,6 +234,15 @@ TEST_CASE("messages survive the wire format; malformed ones are refused", "[clus
 	CHECK(g.type == MsgType::Owned);
 	CHECK(g.fs == "data");
 	CHECK(g.epoch == 12);
+
+	Message x;
+	x.type = MsgType::Expired;
+	x.node = 4;
+	x.seq = 17;
+	const Message y = decode(encode(x));
+	CHECK(y.type == MsgType::Expired);
+	CHECK(y.node == 4u);
+	CHECK(y.seq == 17u);
 
 	for (std::size_t cut = 0; cut < bytes.size(); cut++)
 		CHECK_THROWS(decode(std::span(bytes).first(cut)));
@@ -309,7 +319,8 @@ TEST_CASE("owner leaves: leader fences, partner takes over, announces", "[cluste
 		LocalState l2;
 		l2.targets.insert("home");
 		auto p = plan(bus.get(2).cs, c, true, l2);
-		CHECK(p == std::vector<Action>{{ActionKind::Fence, {}, 1, u.seq}});
+		// Node 1 held a file system: its fence waits fence_delay_ms.
+		CHECK(p == std::vector<Action>{{ActionKind::Fence, {}, 1, u.seq, c.fence_delay_ms}});
 		CHECK(plan(bus.get(3).cs, c, true, {}).empty());
 		// Without quorum nothing happens (freeze).
 		CHECK(plan(bus.get(2).cs, c, false, l2).empty());
@@ -427,7 +438,7 @@ TEST_CASE("owner leaves: leader fences, partner takes over, announces", "[cluste
 		CHECK(m.find("home")->holder == 2u);
 		CHECK(bus.get(3).cs.leader() == 3u);
 		CHECK(plan(bus.get(3).cs, c, true, {}) ==
-		      std::vector<Action>{{ActionKind::Fence, {}, 2, m.unfenced[0].seq}});
+		      std::vector<Action>{{ActionKind::Fence, {}, 2, m.unfenced[0].seq, c.fence_delay_ms}});
 	}
 
 	SECTION("lost quorum: fail releases what is mounted, freeze keeps it")
@@ -691,6 +702,7 @@ TEST_CASE("status file: the documented JSON", "[cluster]")
 	CHECK(j["filesystems"][0]["state"] == "waiting");
 	CHECK(j["filesystems"][0]["mirror"].is_null());
 	CHECK(j["unfenced"].empty());
+	CHECK(j["absent"].empty());
 	CHECK(j["mirror_target"] == "stopped");
 	CHECK(j["last_takeover"]["first_op_ms"] == 1100);
 	CHECK(j["last_takeover"]["from"]["name"] == "b");
@@ -752,4 +764,217 @@ TEST_CASE("a node restarting alone never overrides the running cluster's map", "
 	CHECK(n1.cs.map().find("home")->state == FsState::Serving);
 	CHECK(plan(n1.cs, c, true, {}) ==
 	      std::vector<Action>{{ActionKind::StartTarget, "home", 2, n1.cs.map().find("home")->epoch}});
+}
+
+namespace {
+
+// Two nodes of pair ab serving "home" from node 1, node 2 its partner.
+struct Pair2 {
+	Pair2() : c(parse_config(kConf)), bus(c)
+	{
+		bus.add(1);
+		bus.add(2);
+		bus.view({1, 2}, {}, {1, 2});
+		bus.deliver();
+	}
+	// A view change with the CPG reasons of the nodes that left.
+	void view(std::vector<NodeId> members, std::vector<NodeId> left, std::vector<NodeId> joined,
+		  std::vector<NodeId> gone = {}, std::vector<NodeId> clean = {})
+	{
+		for (NodeId n : members) {
+			bus.get(n).cs.on_confchg(members, left, joined, gone, clean);
+			bus.get(n).cs.set_quorate(true);
+		}
+		for (NodeId n : members)
+			bus.send(n, bus.get(n).cs.state_message(true));
+		// Deliver to the members of the new view only.
+		auto q = std::move(bus.pending());
+		bus.pending().clear();
+		for (const auto &m : q)
+			for (NodeId n : members)
+				bus.get(n).cs.on_message(m);
+	}
+	void deliver_to(std::vector<NodeId> members, Message m, NodeId from)
+	{
+		m.config_digest = c.digest();
+		Message d = decode(encode(m));
+		d.sender = from;
+		for (NodeId n : members)
+			bus.get(n).cs.on_message(d);
+	}
+	Config c;
+	Bus bus;
+};
+
+} // namespace
+
+TEST_CASE("twinfsd killed on the holder: absent for daemon_grace_ms, no fence; a restart adopts", "[cluster]")
+{
+	Pair2 t;
+	// Node 1's twinfsd dies (procdown); its node stays in the ring.
+	t.view({2}, {1}, {}, {1});
+	const auto &m = t.bus.get(2).cs.map();
+	CHECK(m.find("home")->state == FsState::Serving);
+	CHECK(m.find("home")->holder == 1u);
+	CHECK(m.unfenced.empty());
+	REQUIRE(m.absent.size() == 1);
+	CHECK(m.absent[0].node == 1u);
+	// The partner keeps its mirror target, nobody fences.
+	LocalState l2;
+	l2.targets.insert("home");
+	CHECK(plan(t.bus.get(2).cs, t.c, true, l2).empty());
+	LocalState none;
+	CHECK(plan(t.bus.get(2).cs, t.c, true, none) ==
+	      std::vector<Action>{{ActionKind::StartTarget, "home", 1, m.find("home")->epoch}});
+	// Within the grace and in the ring: no EXPIRED.
+	const std::vector<NodeId> ring{1, 2};
+	CHECK(expired(t.bus.get(2).cs, t.c, {{m.absent[0], 500}}, ring).empty());
+
+	SECTION("twinfsd comes back: it adopts the mount, nothing else happens")
+	{
+		t.bus.add(1);	// a new process, not synchronized
+		t.view({1, 2}, {}, {1});
+		t.bus.same_everywhere();
+		const auto &m1 = t.bus.get(1).cs.map();
+		CHECK(m1.absent.empty());
+		CHECK(m1.find("home")->state == FsState::Serving);
+		CHECK(m1.find("home")->holder == 1u);
+		LocalState l1;
+		l1.mounted.insert("home");
+		CHECK(plan(t.bus.get(1).cs, t.c, true, l1).empty());
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2).empty());
+		// Its announcement changes nothing.
+		Message o;
+		o.type = MsgType::Owned;
+		o.fs = "home";
+		o.epoch = m1.find("home")->epoch;
+		const auto before = m1;
+		t.deliver_to({1, 2}, o, 1);
+		CHECK(t.bus.get(1).cs.map() == before);
+		t.bus.same_everywhere();
+	}
+
+	SECTION("the grace expires: EXPIRED makes it lost, fenced (delayed), taken over")
+	{
+		const auto ex = expired(t.bus.get(2).cs, t.c, {{m.absent[0], t.c.daemon_grace_ms}}, ring);
+		REQUIRE(ex.size() == 1);
+		CHECK(ex[0].node == 1u);
+		t.deliver_to({2}, ex[0], 2);
+		const auto &m2 = t.bus.get(2).cs.map();
+		CHECK(m2.absent.empty());
+		CHECK(m2.find("home")->state == FsState::HolderLost);
+		REQUIRE(m2.unfenced.size() == 1);
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2) ==
+		      std::vector<Action>{{ActionKind::Fence, {}, 1, m2.unfenced[0].seq, t.c.fence_delay_ms}});
+		// A second EXPIRED (replayed) changes nothing.
+		const auto snap = m2;
+		t.deliver_to({2}, ex[0], 2);
+		CHECK(t.bus.get(2).cs.map() == snap);
+	}
+
+	SECTION("its node leaves corosync's ring: EXPIRED at once")
+	{
+		const std::vector<NodeId> ring2{2};
+		const auto ex = expired(t.bus.get(2).cs, t.c, {{m.absent[0], 10}}, ring2);
+		REQUIRE(ex.size() == 1);
+		// Only the leader sends it; a non-synced member nothing.
+		CHECK(expired(t.bus.get(1).cs, t.c, {{m.absent[0], 10}}, ring2).empty());
+	}
+
+	SECTION("daemon_grace_ms = 0: a procdown is a loss")
+	{
+		Config c0 = t.c;
+		c0.daemon_grace_ms = 0;
+		ClusterState a(c0, 1), b(c0, 2);
+		const std::vector<NodeId> both{1, 2}, two{2}, one{1}, no{};
+		for (auto *s : {&a, &b}) {
+			s->on_confchg(both, no, both);
+			s->set_quorate(true);
+		}
+		for (NodeId n : both) {
+			Message st = (n == 1 ? a : b).state_message(true);
+			st.sender = n;
+			a.on_message(st);
+			b.on_message(st);
+		}
+		b.on_confchg(two, one, no, one);
+		CHECK(b.map().find("home")->state == FsState::HolderLost);
+		CHECK(b.map().absent.empty());
+	}
+}
+
+TEST_CASE("a lost partner is fenced at once, a holder after fence_delay_ms; a clean stop is not fenced", "[cluster]")
+{
+	SECTION("the partner's node is lost: the holder fences it, keeps serving")
+	{
+		Pair2 t;
+		t.view({1}, {2}, {});
+		const auto &m = t.bus.get(1).cs.map();
+		CHECK(m.find("home")->state == FsState::Serving);
+		REQUIRE(m.unfenced.size() == 1);
+		CHECK(m.unfenced[0].node == 2u);
+		LocalState l1;
+		l1.mounted.insert("home");
+		CHECK(plan(t.bus.get(1).cs, t.c, true, l1) ==
+		      std::vector<Action>{{ActionKind::Fence, {}, 2, m.unfenced[0].seq, 0}});
+		Message f;
+		f.type = MsgType::Fenced;
+		f.node = 2;
+		f.seq = m.unfenced[0].seq;
+		f.ok = true;
+		t.deliver_to({1}, f, 1);
+		CHECK(t.bus.get(1).cs.map().unfenced.empty());
+		CHECK(t.bus.get(1).cs.map().find("home")->state == FsState::Serving);
+		CHECK(plan(t.bus.get(1).cs, t.c, true, l1).empty());
+	}
+
+	SECTION("the partner stops cleanly: no fence")
+	{
+		Pair2 t;
+		t.view({1}, {2}, {}, {}, {2});
+		CHECK(t.bus.get(1).cs.map().unfenced.empty());
+	}
+
+	SECTION("a split: each side fences the other, only the holder's fence is not delayed")
+	{
+		Pair2 t;
+		// Two partitions of one node each (two_node: both quorate).
+		for (NodeId n : {1u, 2u}) {
+			const std::vector<NodeId> me{n}, other{3 - n}, no{};
+			t.bus.get(n).cs.on_confchg(me, other, no);
+			Message st = decode(encode(t.bus.get(n).cs.state_message(true)));
+			st.sender = n;
+			t.bus.get(n).cs.on_message(st);
+		}
+		LocalState l1;
+		l1.mounted.insert("home");
+		LocalState l2;
+		l2.targets.insert("home");
+		const auto p1 = plan(t.bus.get(1).cs, t.c, true, l1);
+		const auto p2 = plan(t.bus.get(2).cs, t.c, true, l2);
+		REQUIRE(p1.size() == 1);
+		CHECK(p1[0].kind == ActionKind::Fence);
+		CHECK(p1[0].node == 2u);
+		CHECK(p1[0].delay_ms == 0u);
+		REQUIRE(p2.size() >= 1);
+		CHECK(p2[0].kind == ActionKind::Fence);
+		CHECK(p2[0].node == 1u);
+		CHECK(p2[0].delay_ms == t.c.fence_delay_ms);
+		CHECK(t.c.fence_delay_ms > 0);
+		// The holder never gives up its mount meanwhile.
+		CHECK(!has(p1, ActionKind::Unmount));
+	}
+}
+
+TEST_CASE("config: fence_delay_ms and daemon_grace_ms", "[cluster]")
+{
+	const Config d = parse_config(kConf);
+	CHECK(d.fence_delay_ms == 2000u);
+	CHECK(d.daemon_grace_ms == 10000u);
+	const Config c = parse_config(std::string(kConf).replace(
+		std::string(kConf).find("lost_quorum"), 0, "fence_delay_ms = 0\ndaemon_grace_ms = 2500\n"));
+	CHECK(c.fence_delay_ms == 0u);
+	CHECK(c.daemon_grace_ms == 2500u);
+	CHECK_THROWS(parse_config(std::string(kConf).replace(
+		std::string(kConf).find("lost_quorum"), 0, "daemon_grace_ms = x\n")));
 }

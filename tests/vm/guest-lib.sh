@@ -118,3 +118,24 @@ mount_twinfs() {
 	mkdir -p "$2"
 	run mount -t twinfs ${3:+-o "$3"} "$1" "$2"
 }
+
+# net_up IP: the one virtio-net interface (NET_IFC, also in /out/netif)
+# gets IP/24; it and lo go up.
+net_up() {
+	local _ n
+	NET_IFC=
+	for _ in $(seq 100); do
+		for n in /sys/class/net/*; do
+			[ "${n##*/}" = lo ] || { NET_IFC=${n##*/}; break; }
+		done
+		[ -n "$NET_IFC" ] && break
+		sleep 0.1
+	done
+	[ -n "$NET_IFC" ] || die "no network interface besides lo"
+	run ip addr add "$1/24" dev "$NET_IFC"
+	run ip link set "$NET_IFC" up
+	run ip link set lo up
+	log "network: $NET_IFC $1 mac $(cat "/sys/class/net/$NET_IFC/address")" \
+		"(interfaces: $(ls /sys/class/net | tr '\n' ' '))"
+	echo "$NET_IFC" > /out/netif
+}

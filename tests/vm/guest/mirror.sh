@@ -56,24 +56,10 @@ for _ in $(seq 50); do [ -b /dev/pmem0 ] && break; sleep 0.1; done
 [ -b /dev/pmem0 ] || die "no /dev/pmem0 (nvdimm)"
 mkdir -p /mnt
 
-# setup_net IP: the one virtio-net interface gets IP/24.
+# setup_net IP: the one virtio-net interface gets IP/24 (net_up).
 setup_net() {
-	local ifc="" _ n
-	for _ in $(seq 100); do
-		for n in /sys/class/net/*; do
-			[ "${n##*/}" = lo ] || { ifc=${n##*/}; break; }
-		done
-		[ -n "$ifc" ] && break
-		sleep 0.1
-	done
-	[ -n "$ifc" ] || die "no network interface besides lo"
-	run ip addr add "$1/24" dev "$ifc"
-	run ip link set "$ifc" up
-	run ip link set lo up
-	log "network: $ifc $1 mac $(cat "/sys/class/net/$ifc/address")" \
-		"(interfaces: $(ls /sys/class/net | tr '\n' ' '))"
-	echo "$ifc" > /out/netif
-	[ "$transport" != rdma ] || rxe_up "$ifc"
+	net_up "$1"
+	[ "$transport" != rdma ] || rxe_up "$NET_IFC"
 }
 
 # rxe_up IFC: Soft-RoCE (rdma_rxe) on IFC as rxe0, ACTIVE.

@@ -29,53 +29,18 @@
 #                      socket; a takes it back and verifies everything
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
+. "$VM_TESTS/cluster-lib.sh"
 
-need_twinfs
-[ -x "$TWINFS_BIN/twinfsd" ] || fail "no $TWINFS_BIN/twinfsd"
-command -v corosync > /dev/null || fail "corosync is not installed (scripts/install-deps.sh)"
-seed=${CLUSTER_SEED:-$(( (RANDOM << 15) | RANDOM ))}
-guest=$VM_TESTS/guest/cluster.sh
-img=$VM_TMPDIR/shared.img
-nva=$VM_TMPDIR/nvram-a.img
-nvb=$VM_TMPDIR/nvram-b.img
 nw=2
-RANDOM=$seed
-
-pa=$(vm_udp_ports) || fail "no free UDP ports"
-pb=$((pa + 1))
-key=$(head -c 32 /dev/urandom | xxd -p -c 64)
-
-vm_image "$img" 512M
-twinfs_mkfs "$img"
-vm_image "$nva" 64M
-vm_image "$nvb" 64M
-vm_log "cluster test: seed $seed, UDP ports $pa (a) $pb (b)"
-
-envs=(--env CLUSTER_KEY="$key" --env CLUSTER_SEED="$seed" --env CLUSTER_WORKERS="$nw"
-	--env CLUSTER_TOKEN="${CLUSTER_TOKEN:-3000}" --env CLUSTER_TRANSPORT="${CLUSTER_TRANSPORT:-knet}"
-	--env CLUSTER_RETURN="${CLUSTER_RETURN:-0}")
+cluster_setup
+guest=$VM_TESTS/guest/cluster.sh
+envs=("${cl_envs[@]}" --env CLUSTER_RETURN="${CLUSTER_RETURN:-0}")
 [ "${CLUSTER_RETURN:-0}" != 1 ] || envs+=(--env CLUSTER_REMIRROR=yes)
-vm_start b "$guest" --disk "$img" --nvdimm "$nvb" --udp "$pb:$pa:52:54:00:90:00:02" \
+vm_start b "$guest" --disk "$img" --nvdimm "$nvb" --udp "$(cluster_net b)" \
 	--timeout 400 --env CLUSTER_ROLE=b "${envs[@]}" || fail "b: $VM_REASON"
-vm_start a "$guest" --disk "$img" --nvdimm "$nva" --udp "$pa:$pb:52:54:00:90:00:01" \
+vm_start a "$guest" --disk "$img" --nvdimm "$nva" --udp "$(cluster_net a)" \
 	--timeout 300 --env CLUSTER_ROLE=a "${envs[@]}" || fail "a: $VM_REASON"
 oa=$(vm_out a) ob=$(vm_out b)
-
-# wait_file OUT FILE SECS: until the guest wrote FILE (0) or ended (1).
-wait_file() {
-	local t
-	while [ ! -e "$1/start-time" ] && [ ! -e "$1/qemu.rc" ]; do sleep 0.2; done
-	for ((t = 0; t < $3 * 10; t++)); do
-		[ -e "$1/$2" ] && return 0
-		[ -e "$1/status" ] || [ -e "$1/qemu.rc" ] && return 1
-		sleep 0.1
-	done
-	return 1
-}
-guest_failed() {	# NAME OUT: the guest's own verdict
-	vm_wait "$1"
-	fail "$1: $VM_REASON ($(grep -h FAIL "$2/script.log" 2>/dev/null | head -1))"
-}
 
 wait_file "$oa" joined 240 || guest_failed a "$oa"
 wait_file "$ob" joined 60 || guest_failed b "$ob"
@@ -98,46 +63,19 @@ vm_log "a killed $delay_ms ms into the workload"
 
 # The fence request of b's twinfsd: a's QEMU is gone (vm_kill waited for
 # it), so acknowledge it.
-for ((t = 0; t < 600; t++)); do
-	[ -e "$ob/fence-request-a" ] && break
-	[ ! -e "$ob/status" ] || guest_failed b "$ob"
-	sleep 0.1
-done
-[ -e "$ob/fence-request-a" ] || fail "b asked for no fence of a within 60 s of the kill"
+fence_ack "$ob" a a 60 || { [ ! -e "$ob/status" ] || guest_failed b "$ob"; fail "b asked for no fence of a within 60 s of the kill"; }
 t_req=$(date +%s%N)
-! _vm_qemu_pid a > /dev/null || vm_kill a || fail "fence: cannot kill a: $VM_REASON"
-_vm_qemu_pid a > /dev/null && fail "fence: a's QEMU still runs"
-echo "a's QEMU is gone (killed by the host)" > "$ob/fence-ack-a"
 vm_log "fence of a requested $(((t_req - t_kill) / 1000000)) ms after the kill; acknowledged"
 
 # Until b's status file says b serves the file system.
-for ((t = 0; t < 1200; t++)); do
-	s=$(python3 -c 'import json,sys
-try:
-    f = json.load(open(sys.argv[1]))["filesystems"][0]
-    print(f["holder"]["name"], f["state"], f["mounted_here"])
-except Exception:
-    print("")' "$ob/twinfsd-status.json" 2>/dev/null)
-	[ "$s" = "b serving True" ] && break
-	[ ! -e "$ob/status" ] || guest_failed b "$ob"
-	sleep 0.1
-done
-[ "$s" = "b serving True" ] || fail "b's twinfsd did not take over within 120 s of the kill (status: $s)"
+wait_fs "$ob" "b serving True" 120 || { [ ! -e "$ob/status" ] || guest_failed b "$ob"
+	fail "b's twinfsd did not take over within 120 s of the kill (status: $(fs_status "$ob"))"; }
 t_owned=$(date +%s%N)
 failover_ms=$(((t_owned - t_kill) / 1000000))
 
 # The acknowledged operations, for b's check.
-total=0 list=()
-for ((w = 0; w < nw; w++)); do
-	f=$oa/acks.w$w n=0
-	if [ -s "$f" ]; then
-		{ if [ -n "$(tail -c1 "$f")" ]; then sed '$d' "$f"; else cat "$f"; fi; } > "$VM_TMPDIR/acks"
-		n=$(awk -v w=$w 'BEGIN { n = 0 } $0 == "ACK 1 " w " " n { n++ } END { print n }' "$VM_TMPDIR/acks")
-	fi
-	list+=("$n")
-	total=$((total + n))
-done
-acks=$(IFS=,; echo "${list[*]}")
+acks=$(count_acks "$oa" 1 "$nw")
+total=$(sum_list "$acks")
 [ "$total" -gt 0 ] || fail "a acknowledged no operation before the kill"
 printf 'PREV_ITER=1\nPREV_ACKS=%s\n' "$acks" > "$ob/takeover.tmp"
 mv "$ob/takeover.tmp" "$ob/takeover"
@@ -145,7 +83,7 @@ ret=
 if [ "${CLUSTER_RETURN:-0}" = 1 ]; then
 	wait_file "$ob" verified 120 || guest_failed b "$ob"
 	vm_image "$nva" 64M
-	vm_start a2 "$guest" --disk "$img" --nvdimm "$nva" --udp "$pa:$pb:52:54:00:90:00:01" \
+	vm_start a2 "$guest" --disk "$img" --nvdimm "$nva" --udp "$(cluster_net a)" \
 		--timeout 300 --env CLUSTER_ROLE=a-return "${envs[@]}" || fail "a2: $VM_REASON"
 	oa2=$(vm_out a2)
 	cp "$ob/manifest.json" "$oa2/manifest-in.json"

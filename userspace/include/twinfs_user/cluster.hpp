@@ -18,7 +18,17 @@
 //
 // A target that leaves while it may have mounted (Fenced or Released with
 // target == node) makes the entry HolderLost with that node as holder: it
-// is fenced before anybody mounts the file system again.
+// is fenced before anybody mounts the file system again.  A partner (the
+// other node of a pair whose file system is Serving) that is lost is
+// fenced too: in a split it would otherwise take over from a copy the
+// holder no longer updates.
+//
+// A node whose twinfsd left the group without a clean stop while the node
+// stays in corosync's membership (CPG reason procdown) is `absent`, not
+// lost: its entries stay as they are for Config::daemon_grace_ms; a
+// restarted twinfsd that rejoins adopts what it has mounted.  When the
+// grace expires (or the node leaves corosync's membership) the leader
+// multicasts EXPIRED and the node is treated as lost from then on.
 #pragma once
 
 #include "twinfs_user/cluster_config.hpp"
@@ -29,6 +39,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace twinfs::cluster {
@@ -63,12 +74,14 @@ struct Unfenced {
 struct OwnershipMap {
 	std::vector<FsEntry> fs;		// sorted by name, as the config
 	std::vector<Unfenced> unfenced;		// sorted by node
+	std::vector<Unfenced> absent;		// daemon gone, node up: grace (sorted)
 	std::uint64_t seq = 0;			// changes of the whole map
 	bool operator==(const OwnershipMap &) const = default;
 
 	FsEntry *find(std::string_view name);
 	const FsEntry *find(std::string_view name) const;
 	bool is_unfenced(NodeId n) const;
+	bool is_absent(NodeId n) const;
 };
 
 // ---- messages (CPG payloads) -------------------------------------------
@@ -79,6 +92,7 @@ enum class MsgType : std::uint16_t {
 	Owned = 3,	// a node serves a file system (after a mount or takeover)
 	Released = 4,	// the holder unmounted it for a giveback
 	Giveback = 5,	// please give this file system back to its pair's owner
+	Expired = 6,	// an absent node's grace is over: it is lost (node, seq)
 };
 
 struct Message {
@@ -90,7 +104,7 @@ struct Message {
 	bool quorate = false;		// the sender's partition, when it sent it
 	bool established = false;	// the map has been held in a quorate partition
 	OwnershipMap map;
-	// Fenced: node, seq (Unfenced::seq), ok
+	// Fenced: node, seq (Unfenced::seq), ok; Expired: node, seq (absent)
 	NodeId node = 0;
 	std::uint64_t seq = 0;
 	bool ok = false;
@@ -124,8 +138,14 @@ public:
 	// planned during a round.  A map is established once a member held
 	// it while quorate: a node that started alone and built its map from
 	// the configuration never overrides the running cluster's.
+	// Of `left`, `daemon_gone` are the nodes whose twinfsd died while the
+	// node stays in corosync's membership (CPG reason procdown: absent
+	// for the grace period) and `clean` the ones that left with a clean
+	// stop (CPG reason leave: a partner that stopped is not fenced); the
+	// others are lost (nodedown).
 	void on_confchg(std::span<const NodeId> members, std::span<const NodeId> left,
-			std::span<const NodeId> joined);
+			std::span<const NodeId> joined, std::span<const NodeId> daemon_gone = {},
+			std::span<const NodeId> clean = {});
 	// A delivered message.  Returns a line for the log when the message
 	// changed something or was refused, empty otherwise.
 	std::string on_message(const Message &m);
@@ -151,7 +171,8 @@ public:
 	const std::string &config_mismatch() const { return mismatch_; }
 
 private:
-	void apply_leave(NodeId n);
+	enum class Leave { Lost, DaemonGone, Clean };
+	void apply_leave(NodeId n, Leave how);
 	void apply_join(NodeId n);
 	void init_from_config();
 	std::string apply(const Message &m);
@@ -199,13 +220,25 @@ struct Action {
 	std::string fs;		// empty for Fence
 	NodeId node = 0;	// Fence: the node; else the entry's holder
 	std::uint64_t epoch = 0;// Fence: Unfenced::seq; else FsEntry::epoch
+	unsigned delay_ms = 0;	// Fence: wait this long first (fence_delay_ms)
 	bool operator==(const Action &) const = default;
 };
 
 // The actions this node should start now.  Nothing unless synced; when
 // not quorate, nothing (freeze) or Unmount of everything mounted (fail).
+// A Fence of a node that holds a file system (HolderLost) carries
+// Config::fence_delay_ms: in a split of two nodes the holder's fence of
+// its partner (not delayed) wins the race.
 std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate,
 			 const LocalState &local);
+
+// The leader's EXPIRED messages due now: absent nodes whose grace is over
+// (`since` says when each (node, seq) was first seen absent, in ms before
+// now) or that left corosync's membership (`ring`: its members; empty:
+// not known yet).
+std::vector<Message> expired(const ClusterState &cs, const Config &cfg,
+			     const std::vector<std::pair<Unfenced, std::int64_t>> &since,
+			     std::span<const NodeId> ring);
 
 // ---- takeover sequencing on the node that takes over -------------------
 

@@ -57,16 +57,26 @@ struct Config {
 	std::vector<FileSystem> filesystems;	// sorted by name
 	std::string fence_command;		// see Documentation/twinfsd.md
 	unsigned fence_timeout_ms = 60000;
+	// The leader waits this long before fencing a node that holds a file
+	// system (the partner's fence of a holder): when a two-node cluster
+	// splits, the holder fences its partner first and keeps serving
+	// (Pacemaker's priority-fencing-delay).  Fences of nodes that hold
+	// nothing are not delayed.
+	unsigned fence_delay_ms = 2000;
+	// A node still in corosync's membership whose twinfsd left the process
+	// group without a clean stop (killed, crashed) is not lost: it has this
+	// long to come back (a restarted twinfsd adopts its mounts) before it
+	// is treated as lost and fenced.  0: at once.
+	unsigned daemon_grace_ms = 10000;
 	std::string cluster_key;		// path of the mirror's key file
 	LostQuorumPolicy lost_quorum = LostQuorumPolicy::Freeze;
 	std::string status_file = "/run/twinfsd/status.json";
 	std::string control_socket = "/run/twinfsd/control";	// empty: none
 	std::string group = "twinfs";		// the CPG group name
-	// A takeover mount mirrors to the failed node (partner=), so that it
-	// resyncs once that node is back and runs its target.  Off until the
-	// module's resync from a taken-over copy is proven (90-cluster with
-	// CLUSTER_RETURN=1).
-	bool mirror_after_takeover = false;
+	// A takeover mount mirrors to the failed node (partner=), degraded
+	// until that node is back and runs its target, then resynced
+	// (91-cluster-rounds does it 20 times).  no: served unmirrored.
+	bool mirror_after_takeover = true;
 
 	const Node *node(NodeId id) const;
 	const Node *node_by_name(std::string_view name) const;
