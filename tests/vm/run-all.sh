@@ -12,7 +12,8 @@
 # VM_VERBOSE=1 also shows each scenario's output as it runs (and runs one
 # scenario at a time).
 # VM_SCENARIO_TIMEOUT (default 1800 s) bounds a whole scenario on top of the
-# per-guest timeouts.
+# per-guest timeouts; a scenario's "# vm-timeout: N" line raises it for
+# that scenario.
 # TWINFS_SOAK=1: the soak versions (60-crash: 500 kills instead of 18; 70 and
 # 74: 100 owner kills instead of 10) and a
 # default VM_SCENARIO_TIMEOUT of 8 hours.
@@ -36,8 +37,10 @@ verdicts=$vmdir/verdicts
 # run_scenario FILE: runs one scenario, prints its PASS/FAIL line and
 # writes "pass" or "fail" to $verdicts/<name>.
 run_scenario() {
-	local sc=$1 name logs tmp start rc secs reason
+	local sc=$1 name logs tmp start rc secs reason limit
 	name=$(basename "$sc" .sh)
+	limit=$(header_value "$sc" vm-timeout 0)
+	[ "$limit" -gt "$VM_SCENARIO_TIMEOUT" ] || limit=$VM_SCENARIO_TIMEOUT
 	logs=$vmdir/logs/$name
 	tmp=$vmdir/tmp/$name
 	rm -rf "$logs" "$tmp"
@@ -46,12 +49,12 @@ run_scenario() {
 	# The scenario's own traps kill its guests when timeout(1) sends TERM.
 	if [ "${VM_VERBOSE:-0}" = 1 ]; then
 		VM_LOGDIR=$logs VM_TMPDIR=$tmp TWINFS_BUILD=$build \
-			timeout -k 30 "$VM_SCENARIO_TIMEOUT" bash "$sc" 2>&1 |
+			timeout -k 30 "$limit" bash "$sc" 2>&1 |
 			tee "$logs/scenario.log"
 		rc=${PIPESTATUS[0]}
 	else
 		VM_LOGDIR=$logs VM_TMPDIR=$tmp TWINFS_BUILD=$build \
-			timeout -k 30 "$VM_SCENARIO_TIMEOUT" bash "$sc" \
+			timeout -k 30 "$limit" bash "$sc" \
 			> "$logs/scenario.log" 2>&1 < /dev/null
 		rc=$?
 	fi

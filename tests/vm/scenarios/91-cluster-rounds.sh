@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # vm-guests: 2
+# vm-timeout: 3000
 # twinfsd on corosync, failure after failure (issue 7): two guests (node a,
 # node b; guest/cluster-node.sh, the setup of 90-cluster) with twinfsd's
 # defaults (mirror_after_takeover = yes), the owner killed CLUSTER_KILLS times (20; 
