@@ -126,7 +126,7 @@ net_up() {
 	NET_IFC=
 	for _ in $(seq 100); do
 		for n in /sys/class/net/*; do
-			[ "${n##*/}" = lo ] || { NET_IFC=${n##*/}; break; }
+			[ "${n##*/}" = lo ] || [ ! -e "$n" ] || { NET_IFC=${n##*/}; break; }
 		done
 		[ -n "$NET_IFC" ] && break
 		sleep 0.1
@@ -136,6 +136,7 @@ net_up() {
 	run ip link set "$NET_IFC" up
 	run ip link set lo up
 	log "network: $NET_IFC $1 mac $(cat "/sys/class/net/$NET_IFC/address")" \
+		"mtu $(cat "/sys/class/net/$NET_IFC/mtu")" \
 		"(interfaces: $(ls /sys/class/net | tr '\n' ' '))"
 	echo "$NET_IFC" > /out/netif
 }

@@ -40,18 +40,8 @@ note() {	# CONFIG TEXT
 }
 
 setup_net() {	# IP NAME
-	local _ n
-	for _ in $(seq 100); do
-		for n in /sys/class/net/*; do
-			[ "${n##*/}" = lo ] || [ ! -e "$n" ] || { ifc=${n##*/}; break; }
-		done
-		[ -n "$ifc" ] && break
-		sleep 0.1
-	done
-	[ -n "$ifc" ] || die "no network interface besides lo"
-	run ip addr add "$1/24" dev "$ifc"
-	run ip link set "$ifc" up
-	run ip link set lo up
+	net_up "$1"
+	ifc=$NET_IFC
 	run hostname "$2"
 }
 

@@ -34,22 +34,10 @@ res=/out/results.txt
 
 result() { log "result: $1=$2"; printf '%s=%s\n' "$1" "$2" >> "$res"; }
 
-# setup_net IP: the one virtio-net interface gets IP/24.
+# setup_net IP: the one virtio-net interface (ifc) gets IP/24.
 setup_net() {
-	local _
-	ifc=
-	for _ in $(seq 100); do
-		for n in /sys/class/net/*; do
-			[ "${n##*/}" = lo ] || [ ! -e "$n" ] || { ifc=${n##*/}; break; }
-		done
-		[ -n "$ifc" ] && break
-		sleep 0.1
-	done
-	[ -n "$ifc" ] || die "no network interface besides lo"
-	run ip addr add "$1/24" dev "$ifc"
-	run ip link set "$ifc" up
-	run ip link set lo up
-	log "network: $ifc $1 mac $(cat "/sys/class/net/$ifc/address") mtu $(cat "/sys/class/net/$ifc/mtu")"
+	net_up "$1"
+	ifc=$NET_IFC
 }
 
 # rxe_up: rdma_rxe on the interface, ACTIVE.
