@@ -153,7 +153,7 @@ def table_rows(configs, workloads, threads, med, ratio, baseline):
 
 
 def text_table(header, rows):
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(header))]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
