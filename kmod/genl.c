@@ -3,7 +3,8 @@
  * twinfs: the generic netlink family "twinfs", the interface of the
  * membership daemon and of twinfsctl.  Commands: STATUS of the mounts,
  * the partner's mirror target (TARGET_START, TARGET_STOP, TARGET_STATUS),
- * SET_NODE; events on the multicast group "events".  The wire format is
+ * SET_NODE, the failover steps of a mount (TAKEOVER, RELINQUISH, CONNECT,
+ * DISCONNECT); events on the multicast group "events".  The wire format is
  * include/twinfs/twinfs_genl.h, the design Documentation/design.md,
  * "Genetlink".
  *
@@ -21,7 +22,10 @@
  *   the super block stays whole while it is read.  Taken under the
  *   genetlink core's lock and under s_umount (mount, umount); inside it
  *   only the leaf locks of the accessors (change memory header, CP,
- *   mirror) are taken.
+ *   mirror) are taken.  RELINQUISH, CONNECT and DISCONNECT take an active
+ *   reference to the super block under it, drop it, and only then wait
+ *   (s_umount, the mirror): never s_umount under it.
+ *   twinfs_genl_takeover_lock: the armed takeover; a leaf lock.
  */
 #include <linux/ctype.h>
 #include <linux/mm.h>
@@ -44,6 +48,14 @@ static u64 twinfs_genl_next_id = 1;
 static atomic64_t twinfs_genl_node = ATOMIC64_INIT(-1);
 static bool twinfs_genl_registered;
 static DEFINE_RATELIMIT_STATE(twinfs_genl_error_rs, 5 * HZ, 10);
+
+/* TAKEOVER armed it; the mount with node=node ends it with an event. */
+static struct {
+	bool armed;
+	u32 node;
+	ktime_t start;
+} twinfs_genl_armed;
+static DEFINE_SPINLOCK(twinfs_genl_takeover_lock);
 
 static struct genl_family twinfs_genl_family;
 
@@ -82,6 +94,10 @@ static const struct nla_policy twinfs_empty_policy[TWINFS_A_MAX + 1] = {};
 
 static const struct nla_policy twinfs_set_node_policy[TWINFS_A_MAX + 1] = {
 	[TWINFS_A_NODE_ID] = NLA_POLICY_MAX(NLA_U32, TWINFS_MAX_NODES - 1),
+};
+
+static const struct nla_policy twinfs_takeover_policy[TWINFS_A_MAX + 1] = {
+	[TWINFS_A_MOUNT_NODE] = NLA_POLICY_MAX(NLA_U32, TWINFS_MAX_NODES - 1),
 };
 
 /* ---- messages ---- */
@@ -124,7 +140,13 @@ static int twinfs_genl_fill_status(struct sk_buff *skb, u32 portid, u32 seq,
 	     nla_put_string(skb, TWINFS_A_PARTNER, sbi->opts.partner)) ||
 	    nla_put_string(skb, TWINFS_A_MIRROR_STATE, mi.state) ||
 	    (mi.transport &&
-	     nla_put_string(skb, TWINFS_A_TRANSPORT, mi.transport)) ||
+	     (nla_put_string(skb, TWINFS_A_TRANSPORT, mi.transport) ||
+	      nla_put_u64_64bit(skb, TWINFS_A_MIRROR_WRITES, mi.writes,
+				TWINFS_A_PAD) ||
+	      nla_put_u64_64bit(skb, TWINFS_A_MIRROR_RESYNCS, mi.resyncs,
+				TWINFS_A_PAD) ||
+	      nla_put_u64_64bit(skb, TWINFS_A_MIRROR_TAIL_RESYNCS,
+				mi.tail_resyncs, TWINFS_A_PAD))) ||
 	    nla_put_string(skb, TWINFS_A_CM_DEVICE, twinfs_cm_device(sb)) ||
 	    nla_put_u64_64bit(skb, TWINFS_A_CM_USED, used, TWINFS_A_PAD) ||
 	    nla_put_u64_64bit(skb, TWINFS_A_CM_SIZE, size, TWINFS_A_PAD) ||
@@ -164,15 +186,14 @@ static struct super_block *twinfs_genl_find(struct genl_info *info)
 	return NULL;
 }
 
-static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
+/* A command that names a mount: DEVICE or UUID, and a UUID of 16 bytes. */
+static int twinfs_genl_check_id(struct genl_info *info, const char *missing)
 {
-	struct super_block *sb;
-	struct sk_buff *msg;
-	int err;
-
 	if (!info->attrs[TWINFS_A_DEVICE] && !info->attrs[TWINFS_A_UUID]) {
 		NL_SET_ERR_ATTR_MISS(info->extack, NULL, TWINFS_A_DEVICE);
-		GENL_SET_ERR_MSG(info, "STATUS needs DEVICE or UUID (or a dump for every mount)");
+		/* A literal of the caller's: what NL_SET_ERR_MSG() stores. */
+		if (info->extack)
+			info->extack->_msg = missing;
 		return -EINVAL;
 	}
 	if (info->attrs[TWINFS_A_UUID] &&
@@ -181,6 +202,46 @@ static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
 				    "UUID must be 16 bytes");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * The mount DEVICE or UUID names, with an active reference: umount cannot
+ * take it down until deactivate_super().  The list entry exists until
+ * put_super, and put_super waits for twinfs_genl_mounts_lock, so sb is
+ * still there for the atomic_inc_not_zero() even when its last reference
+ * is being dropped.
+ */
+static struct super_block *twinfs_genl_get_sb(struct genl_info *info,
+					      const char *missing)
+{
+	struct super_block *sb;
+	int err;
+
+	err = twinfs_genl_check_id(info, missing);
+	if (err)
+		return ERR_PTR(err);
+	mutex_lock(&twinfs_genl_mounts_lock);
+	sb = twinfs_genl_find(info);
+	if (sb && !atomic_inc_not_zero(&sb->s_active))
+		sb = NULL;
+	mutex_unlock(&twinfs_genl_mounts_lock);
+	if (!sb) {
+		GENL_SET_ERR_MSG(info, "no twinfs file system with that device or uuid is mounted");
+		return ERR_PTR(-ENODEV);
+	}
+	return sb;
+}
+
+static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct super_block *sb;
+	struct sk_buff *msg;
+	int err;
+
+	err = twinfs_genl_check_id(info, "STATUS needs DEVICE or UUID (or a dump for every mount)");
+	if (err)
+		return err;
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
@@ -351,6 +412,135 @@ static int twinfs_genl_set_node(struct sk_buff *skb, struct genl_info *info)
 	return 0;
 }
 
+/* TAKEOVER: this node's copy of node's change memory is about to be
+ * mounted (and replayed) by the caller. */
+static int twinfs_genl_takeover(struct sk_buff *skb, struct genl_info *info)
+{
+	struct twinfs_target_info ti;
+	struct sk_buff *msg;
+	u32 node;
+	void *hdr;
+
+	if (GENL_REQ_ATTR_CHECK(info, TWINFS_A_MOUNT_NODE)) {
+		GENL_SET_ERR_MSG(info, "TAKEOVER needs MOUNT_NODE (the node taken over)");
+		return -EINVAL;
+	}
+	node = nla_get_u32(info->attrs[TWINFS_A_MOUNT_NODE]);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	twinfs_target_stop_info(&ti);
+	if (ti.listening && ti.partial) {
+		nlmsg_free(msg);
+		pr_warn("twinfs: takeover of node %u refused: the copy on %s is partial (its resync did not finish)\n",
+			node, ti.device);
+		GENL_SET_ERR_MSG(info, "this node's copy is partial (its resync did not finish): it cannot be taken over");
+		return -ESTALE;
+	}
+	if (ti.serving)
+		pr_warn("twinfs: takeover of node %u: its owner was still connected to this node's copy\n",
+			node);
+	spin_lock(&twinfs_genl_takeover_lock);
+	twinfs_genl_armed.armed = true;
+	twinfs_genl_armed.node = node;
+	twinfs_genl_armed.start = ktime_get();
+	spin_unlock(&twinfs_genl_takeover_lock);
+	pr_info("twinfs: takeover of node %u armed%s%s\n", node,
+		ti.listening ? "; mirror target stopped, copy on " : "",
+		ti.listening ? ti.device : "");
+
+	hdr = genlmsg_put_reply(msg, info, &twinfs_genl_family, 0,
+				TWINFS_CMD_TAKEOVER);
+	if (!hdr || nla_put_u32(msg, TWINFS_A_MOUNT_NODE, node) ||
+	    (ti.listening &&
+	     (nla_put_string(msg, TWINFS_A_TARGET_DEVICE, ti.device) ||
+	      nla_put_u64_64bit(msg, TWINFS_A_TARGET_WRITES, ti.writes,
+				TWINFS_A_PAD) ||
+	      (ti.serving && nla_put_flag(msg, TWINFS_A_TARGET_SERVING))))) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+/* RELINQUISH: a consistency point now, so the umount that follows has
+ * nothing left to write and the partner's copy is trimmed. */
+static int twinfs_genl_relinquish(struct sk_buff *skb, struct genl_info *info)
+{
+	struct super_block *sb;
+	struct sk_buff *msg;
+	u64 size, used;
+	void *hdr;
+	int err;
+
+	sb = twinfs_genl_get_sb(info, "RELINQUISH needs DEVICE or UUID");
+	if (IS_ERR(sb))
+		return PTR_ERR(sb);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	err = -ENOMEM;
+	if (!msg)
+		goto out_sb;
+	down_read(&sb->s_umount);
+	err = sb_rdonly(sb) ? 0 : sync_filesystem(sb);
+	up_read(&sb->s_umount);
+	if (err) {
+		GENL_SET_ERR_MSG(info, "the consistency point failed (the kernel log says why)");
+		goto out_msg;
+	}
+	twinfs_cm_stats(sb, &size, &used);
+	twinfs_info(sb, "relinquish: consistency point %llu written, change memory %llu of %llu bytes",
+		    twinfs_cp_seq(sb), used, size);
+	hdr = genlmsg_put_reply(msg, info, &twinfs_genl_family, 0,
+				TWINFS_CMD_RELINQUISH);
+	err = -EMSGSIZE;
+	if (!hdr || twinfs_genl_put_id(msg, sb) ||
+	    nla_put_u64_64bit(msg, TWINFS_A_CP_SEQ, twinfs_cp_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(msg, TWINFS_A_LAST_SEQ, twinfs_cm_last_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(msg, TWINFS_A_CM_USED, used, TWINFS_A_PAD))
+		goto out_msg;
+	genlmsg_end(msg, hdr);
+	deactivate_super(sb);
+	return genlmsg_reply(msg, info);
+
+out_msg:
+	nlmsg_free(msg);
+out_sb:
+	deactivate_super(sb);
+	return err;
+}
+
+/* CONNECT and DISCONNECT of a mount's partner link. */
+static int twinfs_genl_link(struct genl_info *info, bool up)
+{
+	struct super_block *sb;
+	int err;
+
+	sb = twinfs_genl_get_sb(info, up ? "CONNECT needs DEVICE or UUID" :
+					   "DISCONNECT needs DEVICE or UUID");
+	if (IS_ERR(sb))
+		return PTR_ERR(sb);
+	err = up ? twinfs_mirror_reconnect(sb) : twinfs_mirror_disconnect(sb);
+	if (err == -EOPNOTSUPP)
+		GENL_SET_ERR_MSG(info, "the file system is mounted without partner=: it has no partner link");
+	else if (err == -ETIMEDOUT)
+		GENL_SET_ERR_MSG(info, "the partner link did not go down within the mirror timeout");
+	deactivate_super(sb);
+	return err;
+}
+
+static int twinfs_genl_connect(struct sk_buff *skb, struct genl_info *info)
+{
+	return twinfs_genl_link(info, true);
+}
+
+static int twinfs_genl_disconnect(struct sk_buff *skb, struct genl_info *info)
+{
+	return twinfs_genl_link(info, false);
+}
+
 static const struct genl_ops twinfs_genl_ops[] = {
 	{
 		.cmd = TWINFS_CMD_STATUS,
@@ -387,6 +577,34 @@ static const struct genl_ops twinfs_genl_ops[] = {
 		.policy = twinfs_set_node_policy,
 		.maxattr = TWINFS_A_MAX,
 		.doit = twinfs_genl_set_node,
+	},
+	{
+		.cmd = TWINFS_CMD_TAKEOVER,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_takeover_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_takeover,
+	},
+	{
+		.cmd = TWINFS_CMD_RELINQUISH,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_status_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_relinquish,
+	},
+	{
+		.cmd = TWINFS_CMD_CONNECT,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_status_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_connect,
+	},
+	{
+		.cmd = TWINFS_CMD_DISCONNECT,
+		.flags = GENL_ADMIN_PERM,
+		.policy = twinfs_status_policy,
+		.maxattr = TWINFS_A_MAX,
+		.doit = twinfs_genl_disconnect,
 	},
 };
 
@@ -503,6 +721,44 @@ void twinfs_genl_notify_error(struct super_block *sb, int err,
 	twinfs_genl_event_send(skb, hdr, GFP_ATOMIC);
 }
 
+/* The mount that ends an armed TAKEOVER (same node=) says so. */
+static void twinfs_genl_takeover_done(struct super_block *sb)
+{
+	struct twinfs_sb_info *sbi = TWINFS_SB(sb);
+	struct sk_buff *skb;
+	bool mine;
+	s64 ms = 0;
+	void *hdr;
+
+	spin_lock(&twinfs_genl_takeover_lock);
+	mine = twinfs_genl_armed.armed &&
+	       twinfs_genl_armed.node == sbi->opts.node;
+	if (mine) {
+		twinfs_genl_armed.armed = false;
+		ms = ktime_ms_delta(ktime_get(), twinfs_genl_armed.start);
+	}
+	spin_unlock(&twinfs_genl_takeover_lock);
+	if (!mine)
+		return;
+	twinfs_info(sb, "takeover of node %u done in %lld ms: %llu records replayed",
+		    sbi->opts.node, ms, sbi->records_replayed);
+	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_TAKEOVER_DONE, sb,
+				    GFP_KERNEL, &hdr);
+	if (!skb)
+		return;
+	if (nla_put_u32(skb, TWINFS_A_MOUNT_NODE, sbi->opts.node) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_CP_SEQ, twinfs_cp_seq(sb),
+			      TWINFS_A_PAD) ||
+	    nla_put_u64_64bit(skb, TWINFS_A_RECORDS_REPLAYED,
+			      sbi->records_replayed, TWINFS_A_PAD) ||
+	    nla_put_u32(skb, TWINFS_A_TAKEOVER_MS,
+			min_t(s64, ms, U32_MAX))) {
+		nlmsg_free(skb);
+		return;
+	}
+	twinfs_genl_event_send(skb, hdr, GFP_KERNEL);
+}
+
 void twinfs_genl_mounted(struct super_block *sb)
 {
 	struct twinfs_genl_mount *m;
@@ -533,6 +789,7 @@ void twinfs_genl_mounted(struct super_block *sb)
 		return;
 	}
 	twinfs_genl_event_send(skb, hdr, GFP_KERNEL);
+	twinfs_genl_takeover_done(sb);
 }
 
 void twinfs_genl_unmounting(struct super_block *sb)

@@ -100,12 +100,23 @@ struct twinfs_mirror {
 	bool tail_ok;			/* dirty is all the partner lacks */
 	bool warned;
 	bool stopping;			/* umount: a lost link is no news */
+	bool paused;			/* DISCONNECT: no link until CONNECT */
+	bool kick;			/* CONNECT: try now, not in a second */
 	struct delayed_work watchdog;
 };
 
 static struct twinfs_mirror *MIR(struct super_block *sb)
 {
 	return TWINFS_SB(sb)->mirror;
+}
+
+/* Degraded by DISCONNECT is "disconnected": nobody tries to reconnect. */
+static const char *twinfs_mirror_state_str(struct twinfs_mirror *m,
+					   enum twinfs_mirror_state st)
+{
+	if (st == MIRROR_DOWN && READ_ONCE(m->paused))
+		return "disconnected";
+	return twinfs_mirror_state_name[st];
 }
 
 static int twinfs_mirror_tcp_send(struct twinfs_mirror *m, u16 type, u64 id,
@@ -145,11 +156,14 @@ static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 		wake_up_all(&m->wq);
 		return;
 	}
-	twinfs_genl_notify_mirror_state(m->sb, twinfs_mirror_state_name[st],
+	twinfs_genl_notify_mirror_state(m->sb, twinfs_mirror_state_str(m, st),
 					READ_ONCE(m->xport)->name);
 	if (st == MIRROR_MIRRORED)
 		twinfs_info(m->sb, "mirror: mirrored to %pISpc over %s",
 			    &m->addr, READ_ONCE(m->xport)->name);
+	else if (st == MIRROR_DOWN && READ_ONCE(m->paused))
+		twinfs_info(m->sb, "mirror: disconnected from partner %pISpc on request; local NVRAM only until CONNECT",
+			      &m->addr);
 	else if (st == MIRROR_DOWN)
 		twinfs_warn(m->sb, "mirror: partner %pISpc lost; %s",
 			    &m->addr, TWINFS_SB(m->sb)->opts.mirror_required ?
@@ -587,6 +601,18 @@ static void twinfs_mirror_receive(struct twinfs_mirror *m)
 	}
 }
 
+/* The mirror thread lets go of its (TCP) socket. */
+static void twinfs_mirror_drop_sock(struct twinfs_mirror *m)
+{
+	struct socket *s;
+
+	mutex_lock(&m->send_lock);
+	s = m->sock;
+	m->sock = NULL;
+	mutex_unlock(&m->send_lock);
+	sock_release(s);
+}
+
 static int twinfs_mirror_thread(void *arg)
 {
 	struct twinfs_mirror *m = arg;
@@ -597,7 +623,19 @@ static int twinfs_mirror_thread(void *arg)
 
 	INIT_WORK_ONSTACK(&w.work, twinfs_mirror_resync_fn);
 	while (!kthread_should_stop()) {
+		if (READ_ONCE(m->paused)) {
+			wait_event_idle(m->wq, !READ_ONCE(m->paused) ||
+					kthread_should_stop());
+			continue;
+		}
+		WRITE_ONCE(m->kick, false);
 		err = twinfs_mirror_connect(m);
+		if (!err && READ_ONCE(m->paused)) {
+			/* DISCONNECT came while connecting; see
+			 * twinfs_mirror_disconnect(). */
+			twinfs_mirror_drop_sock(m);
+			continue;
+		}
 		if (err) {
 			/* Said once per cause, not once per attempt. */
 			if (err != last && err == -EKEYREJECTED)
@@ -607,7 +645,9 @@ static int twinfs_mirror_thread(void *arg)
 				twinfs_warn(m->sb, "mirror: cannot reach partner %pISpc: %d; retrying",
 					    &m->addr, err);
 			last = err;
-			msleep_interruptible(1000);
+			wait_event_idle_timeout(m->wq, READ_ONCE(m->kick) ||
+						READ_ONCE(m->paused) ||
+						kthread_should_stop(), HZ);
 			continue;
 		}
 		last = 0;
@@ -632,10 +672,7 @@ static int twinfs_mirror_thread(void *arg)
 		mutex_unlock(&m->send_lock);
 		/* Before the socket: its broken() callback shuts it down. */
 		twinfs_rdma_close(rc);
-		mutex_lock(&m->send_lock);
-		sock_release(m->sock);
-		m->sock = NULL;
-		mutex_unlock(&m->send_lock);
+		twinfs_mirror_drop_sock(m);
 		twinfs_mirror_set_state(m, MIRROR_DOWN);
 	}
 	destroy_work_on_stack(&w.work);
@@ -818,7 +855,55 @@ void twinfs_mirror_info(struct super_block *sb, struct twinfs_mirror_info *mi)
 	struct twinfs_mirror *m = MIR(sb);
 
 	mi->transport = m ? READ_ONCE(m->xport)->name : NULL;
-	mi->state = m ? twinfs_mirror_state_name[READ_ONCE(m->state)] : "none";
+	mi->state = m ? twinfs_mirror_state_str(m, READ_ONCE(m->state)) :
+			"none";
+	mi->writes = m ? m->writes : 0;
+	mi->resyncs = m ? m->resyncs : 0;
+	mi->tail_resyncs = m ? m->tail_resyncs : 0;
+}
+
+/*
+ * DISCONNECT: paused is set before the link is broken.  The thread reads
+ * it after publishing a new socket under send_lock, and twinfs_mirror_break()
+ * shuts down whatever socket it finds under send_lock: either the thread
+ * sees paused and drops its fresh link, or the break shuts that link down.
+ * Returns once the link is down (bounded by the mirror timeout).
+ */
+int twinfs_mirror_disconnect(struct super_block *sb)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	bool was_down;
+
+	if (!m)
+		return -EOPNOTSUPP;
+	was_down = READ_ONCE(m->state) == MIRROR_DOWN;
+	WRITE_ONCE(m->paused, true);
+	twinfs_mirror_break(m);
+	if (!wait_event_timeout(m->wq, READ_ONCE(m->state) == MIRROR_DOWN,
+				m->timeout + HZ))
+		return -ETIMEDOUT;
+	/* No state change to announce it: the link was down already. */
+	if (was_down)
+		twinfs_genl_notify_mirror_state(sb, "disconnected",
+						READ_ONCE(m->xport)->name);
+	return 0;
+}
+
+/* CONNECT: no longer paused, and the next attempt is now. */
+int twinfs_mirror_reconnect(struct super_block *sb)
+{
+	struct twinfs_mirror *m = MIR(sb);
+
+	if (!m)
+		return -EOPNOTSUPP;
+	if (READ_ONCE(m->paused))
+		twinfs_info(sb, "mirror: connecting to partner %pISpc again on request",
+			      &m->addr);
+	WRITE_ONCE(m->kick, true);
+	WRITE_ONCE(m->paused, false);
+	wake_up_all(&m->wq);
+	return 0;
 }
 
 ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)
@@ -831,7 +916,7 @@ ssize_t twinfs_mirror_show(struct super_block *sb, char *buf)
 	x = READ_ONCE(m->xport);
 	return sysfs_emit(buf, "%s %pISpc %s writes=%llu resyncs=%llu tail_resyncs=%llu last_resync=%u/%u%s%s\n",
 			  x->name, &m->addr,
-			  twinfs_mirror_state_name[READ_ONCE(m->state)],
+			  twinfs_mirror_state_str(m, READ_ONCE(m->state)),
 			  m->writes, m->resyncs, m->tail_resyncs,
 			  m->last_sent, m->chunks,
 			  x == &twinfs_mirror_rdma ? " dev=" : "",

@@ -75,9 +75,15 @@ ssize_t twinfs_mirror_show(struct super_block *sb, char *buf);
  * "none" without a partner. */
 struct twinfs_mirror_info {
 	const char *transport;		/* "tcp" or "rdma" */
-	const char *state;		/* "degraded", "resyncing", "mirrored" */
+	const char *state;		/* "degraded", "disconnected",
+					 * "resyncing", "mirrored" */
+	u64 writes, resyncs, tail_resyncs;
 };
 void twinfs_mirror_info(struct super_block *sb, struct twinfs_mirror_info *mi);
+/* Genetlink DISCONNECT and CONNECT of a mount's partner link; -EOPNOTSUPP
+ * without partner=.  The caller holds an active reference to sb. */
+int twinfs_mirror_disconnect(struct super_block *sb);
+int twinfs_mirror_reconnect(struct super_block *sb);
 
 /* mirror_rdma.c: the RDMA transport (Documentation/rdma-transport.md) */
 struct twinfs_rdma;
@@ -145,6 +151,8 @@ struct twinfs_target_info {
 	const char *transport;		/* of the connection, or "none" */
 };
 void twinfs_target_info(struct twinfs_target_info *ti);
+/* Stops the target; ti: what it held (listening false if none ran). */
+void twinfs_target_stop_info(struct twinfs_target_info *ti);
 ssize_t twinfs_target_show(char *buf);
 int twinfs_target_command(const char *cmd);
 void twinfs_target_exit(void);

@@ -432,12 +432,20 @@ fail:
 	return err;
 }
 
-static void twinfs_target_stop(void)
+static void twinfs_target_fill_info(struct twinfs_target *t,
+				    struct twinfs_target_info *ti);
+
+/* twinfs_target_lock is held (and dropped while the thread stops).  ti, if
+ * given, says what the target held once its connection is gone: nothing
+ * changes the copy any more; serving: whether an owner was connected. */
+static void twinfs_target_stop(struct twinfs_target_info *ti)
 {
 	struct twinfs_target *t = twinfs_target;
+	bool serving;
 
 	if (!t)
 		return;
+	serving = t->conn;
 	kernel_sock_shutdown(t->listen, SHUT_RDWR);
 	if (t->conn)
 		kernel_sock_shutdown(t->conn, SHUT_RDWR);
@@ -448,7 +456,21 @@ static void twinfs_target_stop(void)
 	kthread_stop(t->thread);
 	mutex_lock(&twinfs_target_lock);
 	tgt_info("stopped; %s is free", t->device);
+	if (ti) {
+		twinfs_target_fill_info(t, ti);
+		ti->serving = serving;
+	}
 	twinfs_target_free(t);
+}
+
+void twinfs_target_stop_info(struct twinfs_target_info *ti)
+{
+	memset(ti, 0, sizeof(*ti));
+	mutex_lock(&twinfs_target_lock);
+	twinfs_target_stop(ti);
+	mutex_unlock(&twinfs_target_lock);
+	if (!ti->transport)
+		ti->transport = "none";
 }
 
 int twinfs_target_command(const char *cmd)
@@ -463,34 +485,37 @@ int twinfs_target_command(const char *cmd)
 	    (!strcmp(tr, "rdma") || !strcmp(tr, "tcp")))
 		err = twinfs_target_start(port, dev, key, !strcmp(tr, "rdma"));
 	else if (sysfs_streq(cmd, "stop"))
-		twinfs_target_stop();
+		twinfs_target_stop(NULL);
 	else
 		err = -EINVAL;
 	mutex_unlock(&twinfs_target_lock);
 	return err;
 }
 
+/* twinfs_target_lock */
+static void twinfs_target_fill_info(struct twinfs_target *t,
+				    struct twinfs_target_info *ti)
+{
+	ti->listening = true;
+	ti->serving = t->conn;
+	ti->partial = t->syncing;
+	ti->rdma = t->rdma;
+	ti->port = t->port;
+	strscpy(ti->device, t->device, sizeof(ti->device));
+	ti->size = t->size;
+	ti->writes = t->writes;
+	ti->resyncs = t->resyncs;
+	ti->conns = t->conns;
+	ti->refused = t->refused;
+	ti->transport = twinfs_rdma_target_transport();
+}
+
 void twinfs_target_info(struct twinfs_target_info *ti)
 {
-	struct twinfs_target *t;
-
 	memset(ti, 0, sizeof(*ti));
 	mutex_lock(&twinfs_target_lock);
-	t = twinfs_target;
-	if (t) {
-		ti->listening = true;
-		ti->serving = t->conn;
-		ti->partial = t->syncing;
-		ti->rdma = t->rdma;
-		ti->port = t->port;
-		strscpy(ti->device, t->device, sizeof(ti->device));
-		ti->size = t->size;
-		ti->writes = t->writes;
-		ti->resyncs = t->resyncs;
-		ti->conns = t->conns;
-		ti->refused = t->refused;
-		ti->transport = twinfs_rdma_target_transport();
-	}
+	if (twinfs_target)
+		twinfs_target_fill_info(twinfs_target, ti);
 	mutex_unlock(&twinfs_target_lock);
 	if (!ti->transport)
 		ti->transport = "none";
@@ -514,6 +539,6 @@ ssize_t twinfs_target_show(char *buf)
 void twinfs_target_exit(void)
 {
 	mutex_lock(&twinfs_target_lock);
-	twinfs_target_stop();
+	twinfs_target_stop(NULL);
 	mutex_unlock(&twinfs_target_lock);
 }

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "include/twinfs/twinfs_format.h"
 #include "include/twinfs/twinfs_genl.h"
 #include "twinfs_user/cluster_view.hpp"
 #include "twinfs_user/control_client.hpp"
@@ -32,6 +33,15 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
+
+// A mount named by its device ("vda") or its uuid.
+twinfs::genl::Attr mount_attr(std::string_view which)
+{
+	using namespace twinfs::genl;
+	if (const auto uuid = parse_uuid(which))
+		return Attr::binary(TWINFS_A_UUID, *uuid);
+	return Attr::string(TWINFS_A_DEVICE, which);
+}
 
 void usage(std::ostream &os)
 {
@@ -64,9 +74,21 @@ void usage(std::ostream &os)
 	      "  target stop       stop it (DEVICE is free for a takeover mount)\n"
 	      "  target status [--json]\n"
 	      "  set-node N        tell the module this machine's node id\n"
+	      "  takeover NODE     stop the mirror target and arm the takeover of node\n"
+	      "                    area NODE (refused if the copy is partial); the\n"
+	      "                    mount with node=NODE that follows replays the copy\n"
+	      "                    and sends TAKEOVER_DONE\n"
+	      "  relinquish DEVICE|UUID\n"
+	      "                    write a consistency point before an umount (prints\n"
+	      "                    its sequence number and the change memory left)\n"
+	      "  connect DEVICE|UUID\n"
+	      "  disconnect DEVICE|UUID\n"
+	      "                    open (now) or close (until connect) the partner\n"
+	      "                    link of a mirrored mount\n"
 	      "  watch [--json] [--count N] [--timeout SECS]\n"
 	      "                    print the module's events (MOUNTED, UNMOUNTED,\n"
-	      "                    CP_DONE, MIRROR_STATE, ERROR), one a line, until\n"
+	      "                    CP_DONE, MIRROR_STATE, ERROR, TAKEOVER_DONE), one\n"
+	      "                    a line, until\n"
 	      "                    N events, SECS seconds, or the module is unloaded\n"
 	      "  debug send CMD [--dump] [ATTR:KIND=VALUE ...]\n"
 	      "                    send a raw request (tests of the module's checks);\n"
@@ -120,11 +142,7 @@ std::optional<ModuleReport> status_genl(bool json, bool forced, std::string_view
 		if (which.empty()) {
 			replies = sock.request(TWINFS_CMD_STATUS, {}, true, "status");
 		} else {
-			std::vector<Attr> attrs;
-			if (const auto uuid = parse_uuid(which))
-				attrs.push_back(Attr::binary(TWINFS_A_UUID, *uuid));
-			else
-				attrs.push_back(Attr::string(TWINFS_A_DEVICE, which));
+			const std::vector<Attr> attrs{mount_attr(which)};
 			replies = sock.request(TWINFS_CMD_STATUS, attrs, false,
 					       "status " + std::string(which));
 		}
@@ -371,6 +389,61 @@ int cmd_set_node(std::span<const std::string_view> args)
 	return kExitOk;
 }
 
+int cmd_takeover(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	if (args.size() != 1)
+		return usage_error("takeover NODE");
+	const auto node = parse_number(args.front(), TWINFS_MAX_NODES - 1);
+	if (!node)
+		return usage_error("takeover: bad node area '" + std::string(args.front()) +
+				   "' (0.." + std::to_string(TWINFS_MAX_NODES - 1) + ")");
+	Socket sock;
+	const Attr a[] = {Attr::u32(TWINFS_A_MOUNT_NODE, static_cast<std::uint32_t>(*node))};
+	const auto r = sock.request(TWINFS_CMD_TAKEOVER, a, false,
+				    "takeover of node area " + std::string(args.front()));
+	if (r.size() != 1)
+		throw Error("takeover: " + std::to_string(r.size()) + " replies, not 1", EBADMSG);
+	const TakeoverReply t = parse_takeover(r.front());
+	std::cout << "takeover of node area " << t.node << " armed";
+	if (t.copy_device)
+		std::cout << "; mirror target stopped, copy on " << *t.copy_device << " ("
+			  << t.copy_writes.value_or(0) << " writes)"
+			  << (t.owner_was_connected ? ", its owner was still connected" : "");
+	std::cout << "\n";
+	return kExitOk;
+}
+
+int cmd_relinquish(std::span<const std::string_view> args)
+{
+	using namespace twinfs::genl;
+	if (args.size() != 1)
+		return usage_error("relinquish DEVICE|UUID");
+	Socket sock;
+	const Attr a[] = {mount_attr(args.front())};
+	const auto r = sock.request(TWINFS_CMD_RELINQUISH, a, false,
+				    "relinquish " + std::string(args.front()));
+	if (r.size() != 1)
+		throw Error("relinquish: " + std::to_string(r.size()) + " replies, not 1", EBADMSG);
+	const RelinquishReply rr = parse_relinquish(r.front());
+	std::cout << rr.device << ": consistency point " << rr.cp_seq << " written (last seq "
+		  << rr.last_seq << ", change memory used " << rr.cm_used << " bytes)\n";
+	return kExitOk;
+}
+
+int cmd_link(std::span<const std::string_view> args, bool up)
+{
+	using namespace twinfs::genl;
+	const std::string name = up ? "connect" : "disconnect";
+	if (args.size() != 1)
+		return usage_error(name + " DEVICE|UUID");
+	Socket sock;
+	const Attr a[] = {mount_attr(args.front())};
+	sock.request(up ? TWINFS_CMD_CONNECT : TWINFS_CMD_DISCONNECT, a, false,
+		     name + " " + std::string(args.front()));
+	return kExitOk;
+}
+
 int cmd_watch(std::span<const std::string_view> args)
 {
 	using namespace twinfs::genl;
@@ -535,6 +608,12 @@ int run(std::span<const std::string_view> args)
 		return cmd_target(args.subspan(1));
 	if (cmd == "set-node")
 		return cmd_set_node(args.subspan(1));
+	if (cmd == "takeover")
+		return cmd_takeover(args.subspan(1));
+	if (cmd == "relinquish")
+		return cmd_relinquish(args.subspan(1));
+	if (cmd == "connect" || cmd == "disconnect")
+		return cmd_link(args.subspan(1), cmd == "connect");
 	if (cmd == "watch")
 		return cmd_watch(args.subspan(1));
 	if (cmd == "debug")

@@ -326,6 +326,8 @@ std::string attr_name(std::uint32_t type)
 		"READ_ONLY", "PORT", "TARGET_DEVICE", "KEY_FILE", "TARGET_STATE",
 		"TARGET_SIZE", "TARGET_SERVING", "TARGET_WRITES",
 		"TARGET_CONNECTIONS", "TARGET_REFUSED", "ERRNO", "MESSAGE",
+		"TAKEOVER_MS", "MIRROR_WRITES", "MIRROR_RESYNCS",
+		"MIRROR_TAIL_RESYNCS",
 	};
 	if (type < names.size())
 		return names[type];
@@ -337,7 +339,8 @@ std::string cmd_name(std::uint8_t cmd)
 	static constexpr std::array<const char *, TWINFS_CMD_MAX + 1> names{
 		"UNSPEC", "STATUS", "TARGET_START", "TARGET_STOP",
 		"TARGET_STATUS", "SET_NODE", "MOUNTED", "UNMOUNTED", "CP_DONE",
-		"MIRROR_STATE", "ERROR",
+		"MIRROR_STATE", "ERROR", "TAKEOVER", "RELINQUISH", "CONNECT",
+		"DISCONNECT", "TAKEOVER_DONE",
 	};
 	if (cmd < names.size())
 		return names[cmd];
@@ -359,6 +362,9 @@ FsStatus parse_status(const Bytes &msg)
 	s.partner = opt_string(tb, TWINFS_A_PARTNER, what);
 	s.mirror_state = opt_string(tb, TWINFS_A_MIRROR_STATE, what).value_or("none");
 	s.transport = opt_string(tb, TWINFS_A_TRANSPORT, what);
+	s.mirror_writes = opt_uint<std::uint64_t>(tb, TWINFS_A_MIRROR_WRITES, what);
+	s.mirror_resyncs = opt_uint<std::uint64_t>(tb, TWINFS_A_MIRROR_RESYNCS, what);
+	s.mirror_tail_resyncs = opt_uint<std::uint64_t>(tb, TWINFS_A_MIRROR_TAIL_RESYNCS, what);
 	s.cm_device = opt_string(tb, TWINFS_A_CM_DEVICE, what).value_or("");
 	s.cm_used = opt_uint<std::uint64_t>(tb, TWINFS_A_CM_USED, what).value_or(0);
 	s.cm_size = opt_uint<std::uint64_t>(tb, TWINFS_A_CM_SIZE, what).value_or(0);
@@ -388,10 +394,40 @@ TargetStatus parse_target_status(const Bytes &msg)
 	return t;
 }
 
+TakeoverReply parse_takeover(const Bytes &msg)
+{
+	const char *what = "TAKEOVER reply";
+	const Table tb = parse_attrs(msg, what);
+	TakeoverReply t;
+	t.node = req_uint<std::uint32_t>(tb, TWINFS_A_MOUNT_NODE, what);
+	t.copy_device = opt_string(tb, TWINFS_A_TARGET_DEVICE, what);
+	t.copy_writes = opt_uint<std::uint64_t>(tb, TWINFS_A_TARGET_WRITES, what);
+	t.owner_was_connected = flag(tb, TWINFS_A_TARGET_SERVING, what);
+	return t;
+}
+
+RelinquishReply parse_relinquish(const Bytes &msg)
+{
+	const char *what = "RELINQUISH reply";
+	const Table tb = parse_attrs(msg, what);
+	RelinquishReply r;
+	r.device = req_string(tb, TWINFS_A_DEVICE, what);
+	r.cp_seq = req_uint<std::uint64_t>(tb, TWINFS_A_CP_SEQ, what);
+	r.last_seq = req_uint<std::uint64_t>(tb, TWINFS_A_LAST_SEQ, what);
+	r.cm_used = req_uint<std::uint64_t>(tb, TWINFS_A_CM_USED, what);
+	return r;
+}
+
+static bool is_event(std::uint8_t cmd)
+{
+	return (cmd >= TWINFS_CMD_EVENT_MOUNTED && cmd <= TWINFS_CMD_EVENT_ERROR) ||
+	       cmd == TWINFS_CMD_EVENT_TAKEOVER_DONE;
+}
+
 Event parse_event(const Bytes &msg)
 {
 	const std::uint8_t cmd = message_cmd(msg);
-	if (cmd < TWINFS_CMD_EVENT_MOUNTED || cmd > TWINFS_CMD_EVENT_ERROR)
+	if (!is_event(cmd))
 		throw Error("event with command " + cmd_name(cmd), EBADMSG);
 	const char *what = "event";
 	const Table tb = parse_attrs(msg, what);
@@ -407,6 +443,7 @@ Event parse_event(const Bytes &msg)
 	e.message = opt_string(tb, TWINFS_A_MESSAGE, what);
 	if (auto v = opt_uint<std::uint32_t>(tb, TWINFS_A_ERRNO, what))
 		e.error = static_cast<std::int32_t>(*v);
+	e.takeover_ms = opt_uint<std::uint32_t>(tb, TWINFS_A_TAKEOVER_MS, what);
 	return e;
 }
 
@@ -473,7 +510,12 @@ std::string format_status_json(const std::vector<FsStatus> &fss)
 		out += "      \"read_only\": " + std::string(f.read_only ? "true" : "false") + ",\n";
 		out += "      \"partner\": " + json_opt(f.partner) + ",\n";
 		out += "      \"mirror\": {\"state\": " + json_quote(f.mirror_state) +
-		       ", \"transport\": " + json_opt(f.transport) + "},\n";
+		       ", \"transport\": " + json_opt(f.transport);
+		if (f.mirror_writes)
+			out += ", \"writes\": " + std::to_string(*f.mirror_writes) +
+			       ", \"resyncs\": " + json_opt(f.mirror_resyncs) +
+			       ", \"tail_resyncs\": " + json_opt(f.mirror_tail_resyncs);
+		out += "},\n";
 		out += "      \"change_memory\": {\n";
 		out += "        \"cm_device\": " + json_quote(f.cm_device) + ",\n";
 		out += "        \"cm_size\": " + std::to_string(f.cm_size) + ",\n";
@@ -569,6 +611,8 @@ std::string format_event_json(const Event &e)
 		add("cp_seq", std::to_string(*e.cp_seq));
 	if (e.records_replayed)
 		add("records_replayed", std::to_string(*e.records_replayed));
+	if (e.takeover_ms)
+		add("takeover_ms", std::to_string(*e.takeover_ms));
 	if (e.mirror_state)
 		add("mirror_state", json_quote(*e.mirror_state));
 	if (e.transport)
@@ -596,6 +640,8 @@ std::string format_event_text(const Event &e)
 		add("cp_seq", std::to_string(*e.cp_seq));
 	if (e.records_replayed)
 		add("records_replayed", std::to_string(*e.records_replayed));
+	if (e.takeover_ms)
+		add("takeover_ms", std::to_string(*e.takeover_ms));
 	if (e.mirror_state)
 		add("mirror_state", *e.mirror_state);
 	if (e.transport)

@@ -88,16 +88,67 @@ public:
 					kernel_device_name(spec.device) + "):')");
 	}
 
-	void takeover(const MountSpec &spec) override
+	void set_node(unsigned node) override
 	{
-		stop_target();
-		mount(spec);
+		const genl::Attr attrs[] = {genl::Attr::u32(TWINFS_A_NODE_ID, node)};
+		genl_request(TWINFS_CMD_SET_NODE, attrs, false,
+			     "set node id " + std::to_string(node));
 	}
 
-	void relinquish(const std::string &mountpoint) override
+	std::string prepare_takeover(unsigned node) override
 	{
-		if (::umount2(mountpoint.c_str(), 0) < 0)
-			throw sys_error("umount " + mountpoint);
+		const genl::Attr attrs[] = {genl::Attr::u32(TWINFS_A_MOUNT_NODE, node)};
+		const auto r = genl_request(TWINFS_CMD_TAKEOVER, attrs, false,
+					    "takeover of node area " + std::to_string(node));
+		if (r.size() != 1)
+			throw genl::Error("takeover: " + std::to_string(r.size()) + " replies, not 1",
+					  EBADMSG);
+		const genl::TakeoverReply t = genl::parse_takeover(r.front());
+		if (!t.copy_device)
+			return "takeover armed (no mirror target was running)";
+		return "takeover armed: mirror target stopped, copy on " + *t.copy_device + " (" +
+		       std::to_string(t.copy_writes.value_or(0)) + " writes)" +
+		       (t.owner_was_connected ? "; its owner was still connected" : "");
+	}
+
+	std::string relinquish(const MountSpec &spec) override
+	{
+		const std::string dev = kernel_device_name(spec.device);
+		std::string line;
+		try {
+			const genl::Attr attrs[] = {genl::Attr::string(TWINFS_A_DEVICE, dev)};
+			const auto r = genl_request(TWINFS_CMD_RELINQUISH, attrs, false,
+						    "relinquish " + dev);
+			if (r.size() != 1)
+				throw genl::Error("relinquish: " + std::to_string(r.size()) +
+							  " replies, not 1",
+						  EBADMSG);
+			const genl::RelinquishReply rr = genl::parse_relinquish(r.front());
+			line = "consistency point " + std::to_string(rr.cp_seq) + " written, " +
+			       std::to_string(rr.cm_used) + " bytes of change memory left";
+		} catch (const genl::Error &e) {
+			line = std::string("no consistency point before the umount (") + e.what() + ")";
+		}
+		if (::umount2(spec.mountpoint.c_str(), 0) < 0)
+			throw sys_error("umount " + spec.mountpoint + " after " + line);
+		return line + "; unmounted " + spec.mountpoint;
+	}
+
+	void connect_partner(const std::string &device) override
+	{
+		link_request(TWINFS_CMD_CONNECT, device, "connect the partner link of ");
+	}
+
+	void disconnect_partner(const std::string &device) override
+	{
+		link_request(TWINFS_CMD_DISCONNECT, device, "disconnect the partner link of ");
+	}
+
+	static void link_request(std::uint8_t cmd, const std::string &device, const std::string &what)
+	{
+		const std::string dev = kernel_device_name(device);
+		const genl::Attr attrs[] = {genl::Attr::string(TWINFS_A_DEVICE, dev)};
+		genl_request(cmd, attrs, false, what + dev);
 	}
 
 	// Never throws (the daemon writes its status file from it every
@@ -156,14 +207,26 @@ public:
 		log_("dry run: mount -t twinfs -o " + mount_options(spec) + " " + spec.device + " " +
 		     spec.mountpoint);
 	}
-	void takeover(const MountSpec &spec) override
+	void set_node(unsigned node) override
+	{
+		log_("dry run: node id " + std::to_string(node));
+	}
+	std::string prepare_takeover(unsigned node) override
 	{
 		stop_target();
-		mount(spec);
+		return "dry run: takeover of node area " + std::to_string(node) + " armed";
 	}
-	void relinquish(const std::string &mountpoint) override
+	std::string relinquish(const MountSpec &spec) override
 	{
-		log_("dry run: umount " + mountpoint);
+		return "dry run: umount " + spec.mountpoint;
+	}
+	void connect_partner(const std::string &device) override
+	{
+		log_("dry run: connect the partner link of " + device);
+	}
+	void disconnect_partner(const std::string &device) override
+	{
+		log_("dry run: disconnect the partner link of " + device);
 	}
 	ModuleStatus status() const override
 	{

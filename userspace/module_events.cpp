@@ -87,6 +87,15 @@ bool EventLog::handle(const genl::Event &e, Clock::time_point now)
 		c.logged = true;
 		return false;
 	}
+	if (e.name == "TAKEOVER_DONE") {
+		log_(LOG_NOTICE, who + " takeover of node area " +
+					 (e.mount_node ? std::to_string(*e.mount_node) : "?") + " done in " +
+					 (e.takeover_ms ? std::to_string(*e.takeover_ms) : "?") + " ms (" +
+					 std::to_string(e.records_replayed.value_or(0)) +
+					 " records replayed, consistency point " +
+					 std::to_string(e.cp_seq.value_or(0)) + ")");
+		return false;
+	}
 	if (e.name == "ERROR") {
 		log_(LOG_ERR, who + ": " + (e.error ? errno_name(*e.error) : "error") +
 				      (e.message ? ": " + *e.message : ""));

@@ -281,6 +281,8 @@ private:
 	void check_grace();
 	void adopt();
 	void act();
+	void set_node_id();
+	void partner_links();
 	void execute(const Action &a);
 	void start_fence(const Action &a);
 	void reap_children();
@@ -322,6 +324,8 @@ private:
 	// Delayed fences (fence_delay_ms): since when each (node, seq) waits.
 	std::map<std::pair<NodeId, std::uint64_t>, Clock::time_point> fence_wait_;
 	std::set<std::string> adopted_;		// mounted at start, to announce
+	std::set<std::string> partner_off_;	// mounts whose partner link we disconnected
+	bool node_id_set_ = false;
 	std::optional<Clock::time_point> wake_;	// the next delayed fence is due
 };
 
@@ -623,6 +627,63 @@ void Daemon::act()
 		}
 		dirty_ = true;
 	}
+	if (quorum_.quorate())
+		partner_links();
+}
+
+// SET_NODE before the first mount (the module may be loaded after we
+// start): STATUS then says which node this is.
+void Daemon::set_node_id()
+{
+	if (node_id_set_)
+		return;
+	try {
+		ctl_.set_node(cs_->me());
+		node_id_set_ = true;
+	} catch (const std::exception &e) {
+		log(LOG_WARNING, std::string("cannot tell the module our node id: ") + e.what());
+	}
+}
+
+// The partner link of what we hold: DISCONNECT once its partner is fenced
+// (no reconnect attempts to a dead node; the module marks what the partner
+// will lack), CONNECT once the partner is a member again (its twinfsd starts
+// the target; the link connects as soon as it listens).
+void Daemon::partner_links()
+{
+	const auto &map = cs_->map();
+	for (const auto &name : local_.mounted) {
+		const FileSystem *f = cfg_.filesystem(name);
+		const FsEntry *e = map.find(name);
+		if (!f || !e || e->holder != cs_->me() || local_.busy.count(name))
+			continue;
+		const MountSpec spec = spec_for(*f, false);
+		if (spec.partner.empty())
+			continue;
+		const NodeId other = cfg_.other(*f, cs_->me());
+		const bool off = partner_off_.count(name) > 0;
+		const bool fenced = !cs_->is_member(other) && !map.is_absent(other) &&
+				    !map.is_unfenced(other) && !local_.fencing.count(other);
+		const std::string key = "link:" + name;
+		if (backing_off(key) || (off ? !cs_->is_member(other) : !fenced))
+			continue;
+		try {
+			if (off) {
+				ctl_.connect_partner(spec.device);
+				partner_off_.erase(name);
+				log(LOG_NOTICE, name + ": node " + std::to_string(other) +
+							" is back: partner link connecting");
+			} else {
+				ctl_.disconnect_partner(spec.device);
+				partner_off_.insert(name);
+				log(LOG_NOTICE, name + ": node " + std::to_string(other) +
+							" is fenced: partner link disconnected, local NVRAM only");
+			}
+		} catch (const std::exception &ex) {
+			log(LOG_ERR, name + ": partner link: " + ex.what() + "; retrying in 5 s");
+			back_off(key, std::chrono::seconds(5));
+		}
+	}
 }
 
 void Daemon::execute(const Action &a)
@@ -637,6 +698,7 @@ void Daemon::execute(const Action &a)
 		return;
 	case ActionKind::Mount: {
 		const auto spec = spec_for(*f, false);
+		set_node_id();
 		log(LOG_INFO, f->name + ": mounting " + spec.device + " on " + spec.mountpoint +
 				      " (" + twinfs::mount_options(spec) + ")");
 		ctl_.mount(spec);
@@ -656,7 +718,8 @@ void Daemon::execute(const Action &a)
 		return;
 	case ActionKind::Release: {
 		log(LOG_NOTICE, f->name + ": giveback: unmounting " + f->mountpoint);
-		ctl_.relinquish(f->mountpoint);
+		log(LOG_NOTICE, f->name + ": " + ctl_.relinquish(spec_for(*f, false)));
+		partner_off_.erase(f->name);
 		local_.mounted.erase(f->name);
 		local_.busy.insert(f->name);
 		releasing_.insert(f->name);
@@ -670,7 +733,8 @@ void Daemon::execute(const Action &a)
 	case ActionKind::Unmount:
 		log(LOG_WARNING, f->name + ": unmounting " + f->mountpoint +
 					 (quorum_.quorate() ? " (not its holder)" : " (lost quorum: policy fail)"));
-		ctl_.relinquish(f->mountpoint);
+		log(LOG_NOTICE, f->name + ": " + ctl_.relinquish(spec_for(*f, false)));
+		partner_off_.erase(f->name);
 		local_.mounted.erase(f->name);
 		return;
 	}
@@ -782,7 +846,8 @@ void Daemon::takeover(const Action &a)
 			run.mount_ms = 0;
 		}
 		if (t.step() == TakeoverStep::StopTarget) {
-			ctl_.stop_target();
+			set_node_id();
+			log(LOG_NOTICE, a.fs + ": " + ctl_.prepare_takeover(spec.node));
 			local_.targets.erase(a.fs);
 			t.advance(true);
 		}
@@ -791,8 +856,9 @@ void Daemon::takeover(const Action &a)
 						" from node " + std::to_string(e.holder) + ": mount " +
 						spec.device + " (" + twinfs::mount_options(spec) + ")");
 			const auto t1 = Clock::now();
-			ctl_.takeover(spec);
+			ctl_.mount(spec);
 			local_.mounted.insert(a.fs);
+			partner_off_.erase(a.fs);
 			run.mount_ms = ms_between(t1, Clock::now());
 			t.advance(true);
 		}
@@ -873,9 +939,9 @@ void Daemon::shutdown()
 		const FileSystem *f = cfg_.filesystem(name);
 		const FsEntry *e = cs_->map().find(name);
 		try {
-			ctl_.relinquish(f->mountpoint);
+			const std::string line = ctl_.relinquish(spec_for(*f, false));
 			local_.mounted.erase(name);
-			log(LOG_NOTICE, name + ": unmounted " + f->mountpoint + " for the shutdown");
+			log(LOG_NOTICE, name + ": for the shutdown: " + line);
 			if (e && e->state == FsState::Serving && e->holder == cs_->me()) {
 				Message m;
 				m.type = MsgType::Released;

@@ -17,7 +17,9 @@
  *   STATUS        doit:   DEVICE or UUID -> one STATUS message
  *                 dumpit: nothing -> one STATUS message per mount
  *                 (DEVICE, UUID, NODE_ID if set, MOUNT_NODE, PARTNER if
- *                 any, MIRROR_STATE, TRANSPORT if mirrored, CM_DEVICE,
+ *                 any, MIRROR_STATE, with a partner TRANSPORT,
+ *                 MIRROR_WRITES, MIRROR_RESYNCS, MIRROR_TAIL_RESYNCS,
+ *                 CM_DEVICE,
  *                 CM_USED, CM_SIZE, LAST_SEQ, CP_SEQ, CP_COUNT,
  *                 RECORDS_REPLAYED, READ_ONLY if so)
  *   TARGET_START  PORT, TARGET_DEVICE, KEY_FILE[, TRANSPORT] -> ACK;
@@ -27,6 +29,27 @@
  *                 TARGET_DEVICE, TARGET_SIZE, TARGET_SERVING, TARGET_WRITES,
  *                 TARGET_CONNECTIONS, TARGET_REFUSED
  *   SET_NODE      NODE_ID -> ACK
+ *   TAKEOVER      MOUNT_NODE (the lost holder's node) -> one TAKEOVER
+ *                 message: MOUNT_NODE, and when a target ran
+ *                 TARGET_DEVICE, TARGET_WRITES, TARGET_SERVING if an owner
+ *                 was still connected.  Stops this node's mirror target and
+ *                 arms the takeover: the next mount with node=MOUNT_NODE
+ *                 (which replays the copy) sends EVENT_TAKEOVER_DONE.
+ *                 -ESTALE when the copy's resync did not finish.
+ *   RELINQUISH    DEVICE or UUID -> one RELINQUISH message: DEVICE, UUID,
+ *                 CP_SEQ, LAST_SEQ, CM_USED.  Writes a consistency point
+ *                 (every record on the shared disk, the change memory and
+ *                 its mirror copy trimmed) so that the umount that
+ *                 follows has nothing left to write.
+ *   CONNECT       DEVICE or UUID -> ACK.  Lets the mount's partner link
+ *                 connect again after DISCONNECT, and makes a link that
+ *                 waits between attempts try at once (the partner's
+ *                 target is back); the event MIRROR_STATE says when it is
+ *                 mirrored.  -EOPNOTSUPP for a mount without partner=.
+ *   DISCONNECT    DEVICE or UUID -> ACK once the link is down.  The mount
+ *                 goes on with local NVRAM only ("disconnected", marking
+ *                 what the partner lacks for a tail resync) and does not
+ *                 reconnect until CONNECT.
  *
  * Events, multicast to "events" (command = the event):
  *   EVENT_MOUNTED       DEVICE, UUID, MOUNT_NODE, CP_SEQ, RECORDS_REPLAYED
@@ -34,6 +57,8 @@
  *   EVENT_CP_DONE       DEVICE, UUID, CP_SEQ
  *   EVENT_MIRROR_STATE  DEVICE, UUID, MIRROR_STATE, TRANSPORT
  *   EVENT_ERROR         DEVICE, UUID (when known), ERRNO, MESSAGE
+ *   EVENT_TAKEOVER_DONE DEVICE, UUID, MOUNT_NODE, CP_SEQ, RECORDS_REPLAYED,
+ *                       TAKEOVER_MS (from TAKEOVER to the mount's end)
  */
 #ifndef TWINFS_GENL_H
 #define TWINFS_GENL_H
@@ -63,6 +88,13 @@ enum twinfs_genl_cmd {
 	TWINFS_CMD_EVENT_CP_DONE,
 	TWINFS_CMD_EVENT_MIRROR_STATE,
 	TWINFS_CMD_EVENT_ERROR,
+	/* Requests again (added after the events: numbers never change). */
+	TWINFS_CMD_TAKEOVER,
+	TWINFS_CMD_RELINQUISH,
+	TWINFS_CMD_CONNECT,
+	TWINFS_CMD_DISCONNECT,
+	/* Event. */
+	TWINFS_CMD_EVENT_TAKEOVER_DONE,
 
 	__TWINFS_CMD_MAX,
 	TWINFS_CMD_MAX = __TWINFS_CMD_MAX - 1
@@ -76,8 +108,8 @@ enum twinfs_genl_attr {
 	TWINFS_A_NODE_ID,		/* u32: this machine's node (SET_NODE) */
 	TWINFS_A_MOUNT_NODE,		/* u32: the mount's node= (its CP area) */
 	TWINFS_A_PARTNER,		/* string: partner= of the mount */
-	TWINFS_A_MIRROR_STATE,		/* string: none, degraded, resyncing,
-					 * mirrored */
+	TWINFS_A_MIRROR_STATE,		/* string: none, degraded,
+					 * disconnected, resyncing, mirrored */
 	TWINFS_A_TRANSPORT,		/* string: tcp or rdma */
 	TWINFS_A_CM_DEVICE,		/* string: the change memory's device */
 	TWINFS_A_CM_USED,		/* u64: bytes */
@@ -98,6 +130,10 @@ enum twinfs_genl_attr {
 	TWINFS_A_TARGET_REFUSED,	/* u64 */
 	TWINFS_A_ERRNO,			/* s32: negative errno */
 	TWINFS_A_MESSAGE,		/* string */
+	TWINFS_A_TAKEOVER_MS,		/* u32: TAKEOVER to mounted */
+	TWINFS_A_MIRROR_WRITES,		/* u64: ranges ACKed by the partner */
+	TWINFS_A_MIRROR_RESYNCS,	/* u64: resyncs since mount */
+	TWINFS_A_MIRROR_TAIL_RESYNCS,	/* u64: of them, tail resyncs */
 
 	__TWINFS_A_MAX,
 	TWINFS_A_MAX = __TWINFS_A_MAX - 1

@@ -270,6 +270,66 @@ TEST_CASE("genl: events are parsed and printed")
 	CHECK_THROWS_AS(parse_event(status_msg(status_attrs())), Error);
 }
 
+TEST_CASE("genl: TAKEOVER_DONE events and the takeover's replies")
+{
+	const Event e = parse_event(build_message(kFamily, TWINFS_CMD_EVENT_TAKEOVER_DONE, 0,
+						  std::vector<Attr>{
+							  Attr::string(TWINFS_A_DEVICE, "vdb"),
+							  Attr::u32(TWINFS_A_MOUNT_NODE, 1),
+							  Attr::u64(TWINFS_A_CP_SEQ, 7),
+							  Attr::u64(TWINFS_A_RECORDS_REPLAYED, 42),
+							  Attr::u32(TWINFS_A_TAKEOVER_MS, 310),
+						  }));
+	CHECK(e.name == "TAKEOVER_DONE");
+	CHECK(e.takeover_ms == 310u);
+	CHECK(format_event_text(e) ==
+	      "TAKEOVER_DONE device=vdb mount_node=1 cp_seq=7 records_replayed=42 takeover_ms=310\n");
+
+	const TakeoverReply t = parse_takeover(build_message(
+		kFamily, TWINFS_CMD_TAKEOVER, 0,
+		std::vector<Attr>{
+			Attr::u32(TWINFS_A_MOUNT_NODE, 1),
+			Attr::string(TWINFS_A_TARGET_DEVICE, "/dev/pmem0"),
+			Attr::u64(TWINFS_A_TARGET_WRITES, 99),
+		}));
+	CHECK(t.node == 1u);
+	CHECK(t.copy_device == "/dev/pmem0");
+	CHECK(t.copy_writes == 99u);
+	CHECK_FALSE(t.owner_was_connected);
+	// No target ran: only the node.
+	const TakeoverReply bare = parse_takeover(build_message(
+		kFamily, TWINFS_CMD_TAKEOVER, 0, std::vector<Attr>{Attr::u32(TWINFS_A_MOUNT_NODE, 2)}));
+	CHECK_FALSE(bare.copy_device);
+	// The node is mandatory.
+	CHECK_THROWS_AS(parse_takeover(build_message(kFamily, TWINFS_CMD_TAKEOVER, 0,
+						     std::vector<Attr>{})),
+			Error);
+
+	const RelinquishReply r = parse_relinquish(build_message(
+		kFamily, TWINFS_CMD_RELINQUISH, 0,
+		std::vector<Attr>{
+			Attr::string(TWINFS_A_DEVICE, "vdb"),
+			Attr::binary(TWINFS_A_UUID, kUuid),
+			Attr::u64(TWINFS_A_CP_SEQ, 12),
+			Attr::u64(TWINFS_A_LAST_SEQ, 340),
+			Attr::u64(TWINFS_A_CM_USED, 0),
+		}));
+	CHECK(r.device == "vdb");
+	CHECK(r.cp_seq == 12u);
+	CHECK(r.last_seq == 340u);
+	// A CP_SEQ of the wrong size is malformed.
+	CHECK_THROWS_AS(parse_relinquish(build_message(kFamily, TWINFS_CMD_RELINQUISH, 0,
+						       std::vector<Attr>{
+							       Attr::string(TWINFS_A_DEVICE, "vdb"),
+							       Attr::u32(TWINFS_A_CP_SEQ, 12),
+							       Attr::u64(TWINFS_A_LAST_SEQ, 340),
+							       Attr::u64(TWINFS_A_CM_USED, 0),
+						       })),
+			Error);
+	CHECK(cmd_name(TWINFS_CMD_DISCONNECT) == "DISCONNECT");
+	CHECK(attr_name(TWINFS_A_MIRROR_TAIL_RESYNCS) == "MIRROR_TAIL_RESYNCS");
+}
+
 TEST_CASE("genl: TARGET_STATUS replies")
 {
 	const TargetStatus stopped = parse_target_status(build_message(

@@ -4,9 +4,12 @@
 # Checks: twinfsctl status --json over genetlink shows the mount (dump and
 # doit by device and by uuid); twinfsctl watch sees MOUNTED, CP_DONE and
 # UNMOUNTED; target start/status/stop over genetlink (and EBUSY, the
-# transport check); set-node; unprivileged callers get EPERM; malformed
-# requests get EINVAL with the kernel's message; rmmod with a watcher
-# subscribed is clean and ends the watcher.
+# transport check); set-node; a mirrored mount (to a target on this node
+# over lo) disconnected, written, connected again (tail resync),
+# relinquished and taken over from the target's copy (TAKEOVER_DONE);
+# unprivileged callers get EPERM; malformed requests get EINVAL with the
+# kernel's message; rmmod with a watcher subscribed is clean and ends the
+# watcher.
 . "$TWINFS_GUEST_LIB"
 
 ctl=$TWINFS_BIN/twinfsctl
@@ -165,6 +168,89 @@ cat /out/events.txt
 # The order: MOUNTED, a CP_DONE after it (sync), UNMOUNTED last.
 order=$(awk '{ print $1 }' /out/events.txt | uniq | tr '\n' ' ')
 grep -qE '^(CP_DONE )*MOUNTED (CP_DONE )+UNMOUNTED $' <<< "$order" || die "event order: $order"
+
+log "--- failover commands: connect, disconnect, relinquish, takeover"
+# mirror_state: the mount's mirror state from STATUS over genetlink.
+mirror_state() {
+	"$ctl" status --genl vda --json |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["filesystems"][0]["mirror"]["state"])'
+}
+# wait_mirror STATE SECS
+wait_mirror() {
+	local i s
+	for i in $(seq 1 $(($2 * 10))); do
+		s=$(mirror_state)
+		[ "$s" = "$1" ] && return 0
+		sleep 0.1
+	done
+	die "mirror not $1 after $2 s: $s ($(cat /sys/fs/twinfs/vda/mirror))"
+}
+expect_kmsg ENODEV "no twinfs file system" "$ctl" disconnect vda
+mount_twinfs /dev/vda /mnt nvram=/dev/pmem0
+expect_kmsg EOPNOTSUPP "mounted without partner=" "$ctl" disconnect vda
+expect_kmsg EOPNOTSUPP "mounted without partner=" "$ctl" connect "$uuid"
+run umount /mnt
+ip link set lo up
+run "$ctl" target start 7790 /dev/vdb /tmp/cluster.key --transport tcp
+mount_twinfs /dev/vda /mnt nvram=/dev/pmem0,partner=127.0.0.1:7790,cluster_key=/tmp/cluster.key
+wait_mirror mirrored 60
+for i in $(seq 1 20); do echo "g$i" > /mnt/g$i; done
+run sync
+t0=$(date +%s%N)
+run "$ctl" disconnect vda
+log "disconnect took $((($(date +%s%N) - t0) / 1000000)) ms"
+[ "$(mirror_state)" = disconnected ] || die "after disconnect: $(mirror_state)"
+wait_line /out/events.txt "^MIRROR_STATE device=vda uuid=$uuid mirror_state=disconnected"
+grep -q ' disconnected ' /sys/fs/twinfs/vda/mirror || die "sysfs mirror: $(cat /sys/fs/twinfs/vda/mirror)"
+# Acknowledged with the local NVRAM only, and marked for the tail resync.
+for i in $(seq 1 20); do echo "h$i" > /mnt/h$i; done
+python3 -c 'import os; fd = os.open("/mnt/h20", os.O_RDONLY); os.fsync(fd)'
+sleep 2
+[ "$(mirror_state)" = disconnected ] || die "reconnected without CONNECT: $(mirror_state)"
+run "$ctl" connect vda
+wait_mirror mirrored 60
+log "mirror after connect: $(cat /sys/fs/twinfs/vda/mirror)"
+grep -q 'tail_resyncs=[1-9]' /sys/fs/twinfs/vda/mirror ||
+	die "connect did not resync the tail: $(cat /sys/fs/twinfs/vda/mirror)"
+"$ctl" status --genl --json | grep -q '"tail_resyncs": [1-9]' ||
+	die "STATUS has no mirror counters: $("$ctl" status --genl --json)"
+run "$ctl" connect vda
+out=$("$ctl" relinquish vda) || die "relinquish failed: $out"
+log "relinquish: $out"
+grep -qE '^vda: consistency point [1-9][0-9]* written' <<< "$out" || die "relinquish said: $out"
+run umount /mnt
+out=$("$ctl" takeover 0) || die "takeover failed: $out"
+log "takeover: $out"
+grep -q "copy on /dev/vdb" <<< "$out" || die "takeover said: $out"
+[ "$("$ctl" target status)" = stopped ] || die "the target runs after TAKEOVER"
+mount_twinfs /dev/vda /mnt nvram=/dev/vdb,node=0
+wait_line /out/events.txt "^TAKEOVER_DONE device=vda uuid=$uuid mount_node=0 .*takeover_ms=[0-9]+"
+grep TAKEOVER_DONE /out/events.txt
+for i in $(seq 1 20); do
+	[ "$(cat /mnt/g$i)" = "g$i" ] && [ "$(cat /mnt/h$i)" = "h$i" ] || die "g$i/h$i after the takeover mount"
+done
+# A mount that nobody armed sends no TAKEOVER_DONE.
+run umount /mnt
+mount_twinfs /dev/vda /mnt nvram=/dev/pmem0
+wait_line /out/events.txt "^MOUNTED device=vda uuid=$uuid mount_node=0"
+sleep 0.5
+[ "$(grep -c TAKEOVER_DONE /out/events.txt)" = 1 ] || die "TAKEOVER_DONE without TAKEOVER"
+run umount /mnt
+fsck_clean /dev/vda
+expect_kmsg EPERM "need CAP_NET_ADMIN" nobody "$ctl" takeover 0
+expect_kmsg EPERM "need CAP_NET_ADMIN" nobody "$ctl" relinquish vda
+expect_kmsg EPERM "need CAP_NET_ADMIN" nobody "$ctl" disconnect vda
+expect_kmsg EPERM "need CAP_NET_ADMIN" nobody "$ctl" connect vda
+expect_kmsg EINVAL "missing attribute MOUNT_NODE" "$ctl" debug send TAKEOVER
+expect_errno ERANGE "$ctl" debug send TAKEOVER MOUNT_NODE:u32=100
+expect_errno EINVAL "$ctl" debug send TAKEOVER MOUNT_NODE:u16=1
+expect_errno EINVAL "$ctl" debug send TAKEOVER MOUNT_NODE:u32=1 DEVICE:str=vda
+expect_kmsg EINVAL "RELINQUISH needs DEVICE or UUID" "$ctl" debug send RELINQUISH
+expect_kmsg EINVAL "CONNECT needs DEVICE or UUID" "$ctl" debug send CONNECT
+expect_kmsg EINVAL "UUID must be 16 bytes" "$ctl" debug send DISCONNECT UUID:bin=0102
+expect_errno EINVAL "$ctl" debug send DISCONNECT DEVICE:strn=64
+expect_kmsg ENODEV "no twinfs file system" "$ctl" relinquish vda
+expect_errno EOPNOTSUPP "$ctl" debug send TAKEOVER_DONE
 
 log "--- rmmod with a watcher subscribed"
 kill -0 "$watch_pid" || die "the watcher is gone before rmmod"

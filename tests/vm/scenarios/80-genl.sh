@@ -13,11 +13,11 @@ img=$VM_TMPDIR/disk.img
 tgt=$VM_TMPDIR/target.img
 nv=$VM_TMPDIR/nvram.img
 vm_image "$img" 128M
-vm_image "$tgt" 16M
+vm_image "$tgt" 80M
 twinfs_mkfs "$img"
 truncate -s 64M "$nv"
 
 vm_run genl "$VM_TESTS/guest/genl.sh" --disk "$img" --disk "$tgt" \
-	--nvdimm "$nv" --timeout 150 || fail "$VM_REASON"
+	--nvdimm "$nv" --timeout 300 || fail "$VM_REASON"
 twinfs_fsck "$img" || fail "host fsck after the guest: exit $?"
 exit 0

@@ -186,12 +186,22 @@ phase() {
 		fence_ack "${gout[$H]}" "$P" "${gname[$P]}" 60 || fail "$H asked for no fence of its partner $P"
 		for ((t = 0; t < 600; t++)); do
 			s=$(fs_status "${gout[$H]}")
-			[[ "$s " == *" degraded "* ]] && break
+			[[ "$s " == *" degraded "* || "$s " == *" disconnected "* ]] && break
 			sleep 0.1
 		done
-		[[ "$s " == "$H serving True "*" degraded "* ]] || fail "$H after its partner's kill: $s"
+		[[ "$s " == "$H serving True "*" degraded "* || "$s " == "$H serving True "*" disconnected "* ]] ||
+			fail "$H after its partner's kill: $s"
+		degraded_ms=$(ms_since "$t0")
+		# Once the fence is done, twinfsd disconnects the link (genetlink
+		# DISCONNECT): no more connection attempts to a dead node.
+		for ((t = 0; t < 300; t++)); do
+			s=$(fs_status "${gout[$H]}")
+			[[ "$s " == *" disconnected "* ]] && break
+			sleep 0.1
+		done
+		[[ "$s " == "$H serving True "*" disconnected "* ]] || fail "$H did not disconnect from its fenced partner: $s"
 		acks_grow "$H" "$iter" 20
-		echo "partner: $P killed mid-workload, $H fenced it, degraded after $(ms_since "$t0") ms, kept serving and acknowledging ($s)" | tee -a "$sumf" >&2
+		echo "partner: $P killed mid-workload, $H fenced it, degraded after $degraded_ms ms, disconnected after $(ms_since "$t0") ms, kept serving and acknowledging ($s)" | tee -a "$sumf" >&2
 		boot "$P"
 		;;
 	giveback)

@@ -87,6 +87,8 @@ struct FsStatus {
 	std::optional<std::string> partner;
 	std::string mirror_state;		// none, degraded, ...
 	std::optional<std::string> transport;
+	std::optional<std::uint64_t> mirror_writes, mirror_resyncs,
+		mirror_tail_resyncs;		// with a partner
 	std::string cm_device;
 	std::uint64_t cm_used = 0, cm_size = 0;
 	std::uint64_t last_seq = 0, cp_seq = 0, cp_count = 0;
@@ -105,8 +107,24 @@ struct TargetStatus {
 	std::optional<std::uint64_t> writes, connections, refused;
 };
 
-// A multicast event (MOUNTED, UNMOUNTED, CP_DONE, MIRROR_STATE, ERROR), or
-// FAMILY_REMOVED when the module went away while watching.
+// TAKEOVER: the node taken over, and this node's copy of it if a mirror
+// target held one (the target is stopped now).
+struct TakeoverReply {
+	std::uint32_t node = 0;
+	std::optional<std::string> copy_device;
+	std::optional<std::uint64_t> copy_writes;
+	bool owner_was_connected = false;
+};
+
+// RELINQUISH: the consistency point written for the umount to come.
+struct RelinquishReply {
+	std::string device;
+	std::uint64_t cp_seq = 0, last_seq = 0, cm_used = 0;
+};
+
+// A multicast event (MOUNTED, UNMOUNTED, CP_DONE, MIRROR_STATE, ERROR,
+// TAKEOVER_DONE), or FAMILY_REMOVED when the module went away while
+// watching.
 struct Event {
 	std::string name;
 	std::optional<std::string> device, uuid;
@@ -114,6 +132,7 @@ struct Event {
 	std::optional<std::uint64_t> cp_seq, records_replayed;
 	std::optional<std::string> mirror_state, transport, message;
 	std::optional<std::int32_t> error;	// negative errno
+	std::optional<std::uint32_t> takeover_ms;	// TAKEOVER_DONE
 };
 
 // Parse a reply or event; Error(EBADMSG) when an attribute has the wrong
@@ -121,6 +140,8 @@ struct Event {
 FsStatus parse_status(const Bytes &msg);
 TargetStatus parse_target_status(const Bytes &msg);
 Event parse_event(const Bytes &msg);
+TakeoverReply parse_takeover(const Bytes &msg);
+RelinquishReply parse_relinquish(const Bytes &msg);
 
 std::string uuid_string(std::span<const std::uint8_t> b);
 // The 16 bytes of a uuid string (with or without dashes); nullopt if not

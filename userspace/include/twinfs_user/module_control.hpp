@@ -58,14 +58,22 @@ public:
 				  const std::string &keyfile) = 0;
 	// Stop the mirror target (it frees its NVRAM device); no-op if stopped.
 	virtual void stop_target() = 0;
+	// This node's id for the module (SET_NODE; STATUS reports it).
+	virtual void set_node(unsigned node) = 0;
 	// Mount as the holder (spec.partner set: mirrored).
 	virtual void mount(const MountSpec &spec) = 0;
-	// Take over a failed holder's file system: stop the target, then
-	// mount from the NVRAM copy (spec.nvram, spec.node = the area the
-	// failed holder used); the mount replays what it acknowledged.
-	virtual void takeover(const MountSpec &spec) = 0;
-	// Unmount (giveback, lost quorum).
-	virtual void relinquish(const std::string &mountpoint) = 0;
+	// The first half of taking over a file system whose mount uses node
+	// area `node`: TAKEOVER stops the mirror target and checks the copy
+	// (a partial one is refused); the module then reports the mount that
+	// replays it with a TAKEOVER_DONE event.  Returns a line for the log.
+	virtual std::string prepare_takeover(unsigned node) = 0;
+	// Unmount (giveback, lost quorum): RELINQUISH writes a consistency
+	// point first (if it fails, the umount's own one still runs).
+	// Returns a line for the log.
+	virtual std::string relinquish(const MountSpec &spec) = 0;
+	// The partner link of a mounted file system (CONNECT, DISCONNECT).
+	virtual void connect_partner(const std::string &device) = 0;
+	virtual void disconnect_partner(const std::string &device) = 0;
 	// Does not throw: what cannot be read is said in ModuleStatus::target.
 	virtual ModuleStatus status() const = 0;
 };
