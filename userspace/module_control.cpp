@@ -131,7 +131,7 @@ public:
 		}
 		if (::umount2(spec.mountpoint.c_str(), 0) < 0)
 			throw sys_error("umount " + spec.mountpoint + " after " + line);
-		return line + "; unmounted " + spec.mountpoint;
+		return line;
 	}
 
 	void connect_partner(const std::string &device) override

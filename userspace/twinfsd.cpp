@@ -718,7 +718,8 @@ void Daemon::execute(const Action &a)
 		return;
 	case ActionKind::Release: {
 		log(LOG_NOTICE, f->name + ": giveback: unmounting " + f->mountpoint);
-		log(LOG_NOTICE, f->name + ": " + ctl_.relinquish(spec_for(*f, false)));
+		log(LOG_NOTICE, f->name + ": unmounted " + f->mountpoint + " (" +
+					ctl_.relinquish(spec_for(*f, false)) + ")");
 		partner_off_.erase(f->name);
 		local_.mounted.erase(f->name);
 		local_.busy.insert(f->name);
@@ -733,7 +734,8 @@ void Daemon::execute(const Action &a)
 	case ActionKind::Unmount:
 		log(LOG_WARNING, f->name + ": unmounting " + f->mountpoint +
 					 (quorum_.quorate() ? " (not its holder)" : " (lost quorum: policy fail)"));
-		log(LOG_NOTICE, f->name + ": " + ctl_.relinquish(spec_for(*f, false)));
+		log(LOG_NOTICE, f->name + ": unmounted " + f->mountpoint + " (" +
+					ctl_.relinquish(spec_for(*f, false)) + ")");
 		partner_off_.erase(f->name);
 		local_.mounted.erase(f->name);
 		return;
@@ -941,7 +943,8 @@ void Daemon::shutdown()
 		try {
 			const std::string line = ctl_.relinquish(spec_for(*f, false));
 			local_.mounted.erase(name);
-			log(LOG_NOTICE, name + ": for the shutdown: " + line);
+			log(LOG_NOTICE, name + ": unmounted " + f->mountpoint + " for the shutdown (" +
+						line + ")");
 			if (e && e->state == FsState::Serving && e->holder == cs_->me()) {
 				Message m;
 				m.type = MsgType::Released;

@@ -363,7 +363,7 @@ owner() {
 		done
 	done
 	rtt end
-	dmesg --notime | grep -E '^twinfs( \(|: mirror)' | grep -Ev 'mounted: |is new; formatting' |
+	dmesg --notime | grep -E '^twinfs( \(|: mirror)' | grep -Ev 'mounted( in [0-9]+ ms \(.*\))?: |is new; formatting' |
 		sort | uniq -c | sed 's/^ *\([0-9]*\) \(.*\)/\2 (x\1)/' | head -10 |
 		while IFS= read -r l; do note twinfs "kernel during the run: $l"; done
 	[ -z "$mounted_mirror" ] || note "$mounted_mirror" "after the run: \`$(mirror_line)\`"

@@ -69,7 +69,7 @@ public:
 	virtual std::string prepare_takeover(unsigned node) = 0;
 	// Unmount (giveback, lost quorum): RELINQUISH writes a consistency
 	// point first (if it fails, the umount's own one still runs).
-	// Returns a line for the log.
+	// Returns what the consistency point did, for the log.
 	virtual std::string relinquish(const MountSpec &spec) = 0;
 	// The partner link of a mounted file system (CONNECT, DISCONNECT).
 	virtual void connect_partner(const std::string &device) = 0;
