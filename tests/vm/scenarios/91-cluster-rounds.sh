@@ -273,14 +273,16 @@ for ((r = 1; r <= kills; r++)); do
 		{ [ -e "${gout[$P]}/status" ] && guest_failed "${gname[$P]}" "${gout[$P]}"
 		  fail "${gname[$P]} asked for no fence of $H within 60 s of the kill"; }
 	req_ms=$(ms_since "$t_kill")
-	# The killed node is fenced: it boots again (fresh nvdimm) while its
-	# partner takes over.
 	killed=${gname[$H]}
-	boot "$H"
 	wait_fs "${gout[$P]}" "$P serving True" 120 ||
 		{ [ -e "${gout[$P]}/status" ] && guest_failed "${gname[$P]}" "${gout[$P]}"
 		  fail "${gname[$P]} did not take over within 120 s (status: $(fs_status "${gout[$P]}"))"; }
 	failover_ms=$(ms_since "$t_kill")
+	# The killed node is fenced: it boots again (fresh nvdimm) once its
+	# partner serves.  Real nodes do not share CPUs; here both guests
+	# share the host's two cores, and a boot during the takeover would
+	# slow the survivor's replay down and be counted as failover.
+	boot "$H"
 	nkills=$((nkills + 1))
 	old=$H H=$P P=$old
 	tl=$(grep -h 'taken over from node' "${gout[$H]}/twinfsd.log" | tail -1 | sed 's/.*fs0: taken over from node [0-9]*: //; s/; corosync token.*//')
