@@ -22,9 +22,11 @@
  *   the super block stays whole while it is read.  Taken under the
  *   genetlink core's lock and under s_umount (mount, umount); inside it
  *   only the leaf locks of the accessors (change memory header, CP,
- *   mirror) are taken.  RELINQUISH, CONNECT and DISCONNECT take an active
- *   reference to the super block under it, drop it, and only then wait
- *   (s_umount, the mirror): never s_umount under it.
+ *   mirror) are taken.  RELINQUISH, CONNECT and DISCONNECT count
+ *   themselves as users of the mount's entry under it, drop it, and only
+ *   then work (s_umount by trylock, the mirror); put_super waits for the
+ *   users at its start, before it tears anything down, so umount(2)
+ *   returns only once they are done and the file system is gone.
  *   twinfs_genl_takeover_lock: the armed takeover; a leaf lock.
  */
 #include <linux/ctype.h>
@@ -40,10 +42,13 @@ struct twinfs_genl_mount {
 	struct list_head list;
 	struct super_block *sb;
 	u64 id;				/* dump cursor; grows in list order */
+	unsigned int users;		/* commands working on sb */
+	bool dying;			/* put_super waits for users == 0 */
 };
 
 static LIST_HEAD(twinfs_genl_mounts);
-static DEFINE_MUTEX(twinfs_genl_mounts_lock);	/* the list, next_id */
+static DEFINE_MUTEX(twinfs_genl_mounts_lock);	/* the list, next_id, users */
+static DECLARE_WAIT_QUEUE_HEAD(twinfs_genl_users_wq);
 static u64 twinfs_genl_next_id = 1;
 static atomic64_t twinfs_genl_node = ATOMIC64_INIT(-1);
 static bool twinfs_genl_registered;
@@ -168,7 +173,7 @@ static int twinfs_genl_fill_status(struct sk_buff *skb, u32 portid, u32 seq,
 
 /* ---- commands ---- */
 
-static struct super_block *twinfs_genl_find(struct genl_info *info)
+static struct twinfs_genl_mount *twinfs_genl_find_mount(struct genl_info *info)
 {
 	struct nlattr *dev = info->attrs[TWINFS_A_DEVICE];
 	struct nlattr *uuid = info->attrs[TWINFS_A_UUID];
@@ -181,9 +186,16 @@ static struct super_block *twinfs_genl_find(struct genl_info *info)
 		if (uuid && memcmp(nla_data(uuid), &m->sb->s_uuid,
 				   TWINFS_GENL_UUID_LEN))
 			continue;
-		return m->sb;
+		return m;
 	}
 	return NULL;
+}
+
+static struct super_block *twinfs_genl_find(struct genl_info *info)
+{
+	struct twinfs_genl_mount *m = twinfs_genl_find_mount(info);
+
+	return m ? m->sb : NULL;
 }
 
 /* A command that names a mount: DEVICE or UUID, and a UUID of 16 bytes. */
@@ -206,31 +218,41 @@ static int twinfs_genl_check_id(struct genl_info *info, const char *missing)
 }
 
 /*
- * The mount DEVICE or UUID names, with an active reference: umount cannot
- * take it down until deactivate_super().  The list entry exists until
- * put_super, and put_super waits for twinfs_genl_mounts_lock, so sb is
- * still there for the atomic_inc_not_zero() even when its last reference
- * is being dropped.
+ * The mount DEVICE or UUID names, for a command to work on: the caller is
+ * one of its users until twinfs_genl_put_mount(), and put_super waits for
+ * the users before it tears the file system down.  A mount whose mount(2)
+ * has not returned yet (not SB_BORN) or whose put_super has begun is not
+ * found.
  */
-static struct super_block *twinfs_genl_get_sb(struct genl_info *info,
-					      const char *missing)
+static struct twinfs_genl_mount *twinfs_genl_get_mount(struct genl_info *info,
+							const char *missing)
 {
-	struct super_block *sb;
+	struct twinfs_genl_mount *m;
 	int err;
 
 	err = twinfs_genl_check_id(info, missing);
 	if (err)
 		return ERR_PTR(err);
 	mutex_lock(&twinfs_genl_mounts_lock);
-	sb = twinfs_genl_find(info);
-	if (sb && !atomic_inc_not_zero(&sb->s_active))
-		sb = NULL;
+	m = twinfs_genl_find_mount(info);
+	if (m && (m->dying || !(READ_ONCE(m->sb->s_flags) & SB_BORN)))
+		m = NULL;
+	if (m)
+		m->users++;
 	mutex_unlock(&twinfs_genl_mounts_lock);
-	if (!sb) {
+	if (!m) {
 		GENL_SET_ERR_MSG(info, "no twinfs file system with that device or uuid is mounted");
 		return ERR_PTR(-ENODEV);
 	}
-	return sb;
+	return m;
+}
+
+static void twinfs_genl_put_mount(struct twinfs_genl_mount *m)
+{
+	mutex_lock(&twinfs_genl_mounts_lock);
+	if (!--m->users)
+		wake_up_all(&twinfs_genl_users_wq);
+	mutex_unlock(&twinfs_genl_mounts_lock);
 }
 
 static int twinfs_genl_status_doit(struct sk_buff *skb, struct genl_info *info)
@@ -468,21 +490,28 @@ static int twinfs_genl_takeover(struct sk_buff *skb, struct genl_info *info)
  * nothing left to write and the partner's copy is trimmed. */
 static int twinfs_genl_relinquish(struct sk_buff *skb, struct genl_info *info)
 {
+	struct twinfs_genl_mount *m;
 	struct super_block *sb;
 	struct sk_buff *msg;
 	u64 size, used;
 	void *hdr;
 	int err;
 
-	sb = twinfs_genl_get_sb(info, "RELINQUISH needs DEVICE or UUID");
-	if (IS_ERR(sb))
-		return PTR_ERR(sb);
+	m = twinfs_genl_get_mount(info, "RELINQUISH needs DEVICE or UUID");
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	sb = m->sb;
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	err = -ENOMEM;
 	if (!msg)
-		goto out_sb;
-	down_read(&sb->s_umount);
-	err = sb_rdonly(sb) ? 0 : sync_filesystem(sb);
+		goto out_put;
+	/* Not down_read(): an umount holding s_umount waits for our use. */
+	if (!down_read_trylock(&sb->s_umount)) {
+		GENL_SET_ERR_MSG(info, "an umount or remount of the file system is under way");
+		err = -EBUSY;
+		goto out_msg;
+	}
+	err = sync_filesystem(sb);
 	up_read(&sb->s_umount);
 	if (err) {
 		GENL_SET_ERR_MSG(info, "the consistency point failed (the kernel log says why)");
@@ -502,32 +531,33 @@ static int twinfs_genl_relinquish(struct sk_buff *skb, struct genl_info *info)
 	    nla_put_u64_64bit(msg, TWINFS_A_CM_USED, used, TWINFS_A_PAD))
 		goto out_msg;
 	genlmsg_end(msg, hdr);
-	deactivate_super(sb);
+	twinfs_genl_put_mount(m);
 	return genlmsg_reply(msg, info);
 
 out_msg:
 	nlmsg_free(msg);
-out_sb:
-	deactivate_super(sb);
+out_put:
+	twinfs_genl_put_mount(m);
 	return err;
 }
 
 /* CONNECT and DISCONNECT of a mount's partner link. */
 static int twinfs_genl_link(struct genl_info *info, bool up)
 {
-	struct super_block *sb;
+	struct twinfs_genl_mount *m;
 	int err;
 
-	sb = twinfs_genl_get_sb(info, up ? "CONNECT needs DEVICE or UUID" :
-					   "DISCONNECT needs DEVICE or UUID");
-	if (IS_ERR(sb))
-		return PTR_ERR(sb);
-	err = up ? twinfs_mirror_reconnect(sb) : twinfs_mirror_disconnect(sb);
+	m = twinfs_genl_get_mount(info, up ? "CONNECT needs DEVICE or UUID" :
+					     "DISCONNECT needs DEVICE or UUID");
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	err = up ? twinfs_mirror_reconnect(m->sb) :
+		   twinfs_mirror_disconnect(m->sb);
 	if (err == -EOPNOTSUPP)
 		GENL_SET_ERR_MSG(info, "the file system is mounted without partner=: it has no partner link");
 	else if (err == -ETIMEDOUT)
-		GENL_SET_ERR_MSG(info, "the partner link did not go down within the mirror timeout");
-	deactivate_super(sb);
+		GENL_SET_ERR_MSG(info, "the partner link did not go down in time");
+	twinfs_genl_put_mount(m);
 	return err;
 }
 
@@ -779,30 +809,41 @@ void twinfs_genl_mounted(struct super_block *sb)
 	skb = twinfs_genl_event_new(TWINFS_CMD_EVENT_MOUNTED, sb, GFP_KERNEL,
 				    &hdr);
 	if (!skb)
-		return;
+		goto takeover;
 	if (nla_put_u32(skb, TWINFS_A_MOUNT_NODE, TWINFS_SB(sb)->opts.node) ||
 	    nla_put_u64_64bit(skb, TWINFS_A_CP_SEQ, twinfs_cp_seq(sb),
 			      TWINFS_A_PAD) ||
 	    nla_put_u64_64bit(skb, TWINFS_A_RECORDS_REPLAYED,
-			      TWINFS_SB(sb)->records_replayed, TWINFS_A_PAD)) {
+			      TWINFS_SB(sb)->records_replayed, TWINFS_A_PAD))
 		nlmsg_free(skb);
-		return;
-	}
-	twinfs_genl_event_send(skb, hdr, GFP_KERNEL);
+	else
+		twinfs_genl_event_send(skb, hdr, GFP_KERNEL);
+takeover:
+	/* After MOUNTED, for a listener; also when nobody listens, so that
+	 * the takeover is not left armed. */
 	twinfs_genl_takeover_done(sb);
 }
 
 void twinfs_genl_unmounting(struct super_block *sb)
 {
-	struct twinfs_genl_mount *m, *next;
+	struct twinfs_genl_mount *m, *found = NULL;
 
 	mutex_lock(&twinfs_genl_mounts_lock);
-	list_for_each_entry_safe(m, next, &twinfs_genl_mounts, list) {
+	list_for_each_entry(m, &twinfs_genl_mounts, list) {
 		if (m->sb == sb) {
-			list_del(&m->list);
-			kfree(m);
+			found = m;
 			break;
 		}
+	}
+	if (found) {
+		found->dying = true;
+		while (found->users) {
+			mutex_unlock(&twinfs_genl_mounts_lock);
+			wait_event(twinfs_genl_users_wq, !READ_ONCE(found->users));
+			mutex_lock(&twinfs_genl_mounts_lock);
+		}
+		list_del(&found->list);
+		kfree(found);
 	}
 	mutex_unlock(&twinfs_genl_mounts_lock);
 }

@@ -101,6 +101,7 @@ struct twinfs_mirror {
 	bool warned;
 	bool stopping;			/* umount: a lost link is no news */
 	bool paused;			/* DISCONNECT: no link until CONNECT */
+	bool parked;			/* the thread waits for CONNECT */
 	bool kick;			/* CONNECT: try now, not in a second */
 	struct delayed_work watchdog;
 };
@@ -152,18 +153,18 @@ static void twinfs_mirror_set_state(struct twinfs_mirror *m,
 	was = m->state;
 	m->state = st;
 	spin_unlock(&m->lock);
-	if (was == st || READ_ONCE(m->stopping)) {
+	/* A link going down after DISCONNECT: twinfs_mirror_disconnect()
+	 * announces it. */
+	if (was == st || READ_ONCE(m->stopping) ||
+	    (st == MIRROR_DOWN && READ_ONCE(m->paused))) {
 		wake_up_all(&m->wq);
 		return;
 	}
-	twinfs_genl_notify_mirror_state(m->sb, twinfs_mirror_state_str(m, st),
+	twinfs_genl_notify_mirror_state(m->sb, twinfs_mirror_state_name[st],
 					READ_ONCE(m->xport)->name);
 	if (st == MIRROR_MIRRORED)
 		twinfs_info(m->sb, "mirror: mirrored to %pISpc over %s",
 			    &m->addr, READ_ONCE(m->xport)->name);
-	else if (st == MIRROR_DOWN && READ_ONCE(m->paused))
-		twinfs_info(m->sb, "mirror: disconnected from partner %pISpc on request; local NVRAM only until CONNECT",
-			      &m->addr);
 	else if (st == MIRROR_DOWN)
 		twinfs_warn(m->sb, "mirror: partner %pISpc lost; %s",
 			    &m->addr, TWINFS_SB(m->sb)->opts.mirror_required ?
@@ -624,8 +625,12 @@ static int twinfs_mirror_thread(void *arg)
 	INIT_WORK_ONSTACK(&w.work, twinfs_mirror_resync_fn);
 	while (!kthread_should_stop()) {
 		if (READ_ONCE(m->paused)) {
+			/* No link, nothing in flight: DISCONNECT may return. */
+			WRITE_ONCE(m->parked, true);
+			wake_up_all(&m->wq);
 			wait_event_idle(m->wq, !READ_ONCE(m->paused) ||
 					kthread_should_stop());
+			WRITE_ONCE(m->parked, false);
 			continue;
 		}
 		WRITE_ONCE(m->kick, false);
@@ -792,8 +797,11 @@ int twinfs_mirror_ready(struct super_block *sb)
 	if (!m || !TWINFS_SB(sb)->opts.mirror_required ||
 	    READ_ONCE(m->state) == MIRROR_MIRRORED)
 		return 0;
-	wait_event_timeout(m->wq, READ_ONCE(m->state) == MIRROR_MIRRORED,
-			   m->timeout);
+	/* Disconnected on purpose: no partner comes until CONNECT. */
+	if (!READ_ONCE(m->paused))
+		wait_event_timeout(m->wq,
+				   READ_ONCE(m->state) == MIRROR_MIRRORED,
+				   m->timeout);
 	if (READ_ONCE(m->state) == MIRROR_MIRRORED)
 		return 0;
 	if (!m->warned)
@@ -867,26 +875,30 @@ void twinfs_mirror_info(struct super_block *sb, struct twinfs_mirror_info *mi)
  * it after publishing a new socket under send_lock, and twinfs_mirror_break()
  * shuts down whatever socket it finds under send_lock: either the thread
  * sees paused and drops its fresh link, or the break shuts that link down.
- * Returns once the link is down (bounded by the mirror timeout).
+ * Returns once the thread is parked: its link is torn down, every request
+ * failed and marked for the tail resync (bounded: a connect attempt gives
+ * up after 3 s, a link after the mirror timeout).
  */
 int twinfs_mirror_disconnect(struct super_block *sb)
 {
 	struct twinfs_mirror *m = MIR(sb);
-
-	bool was_down;
+	bool announced;
 
 	if (!m)
 		return -EOPNOTSUPP;
-	was_down = READ_ONCE(m->state) == MIRROR_DOWN;
+	announced = READ_ONCE(m->paused);
 	WRITE_ONCE(m->paused, true);
+	wake_up_all(&m->wq);		/* out of the wait between attempts */
 	twinfs_mirror_break(m);
-	if (!wait_event_timeout(m->wq, READ_ONCE(m->state) == MIRROR_DOWN,
-				m->timeout + HZ))
+	if (!wait_event_timeout(m->wq, READ_ONCE(m->parked),
+				m->timeout + 5 * HZ))
 		return -ETIMEDOUT;
-	/* No state change to announce it: the link was down already. */
-	if (was_down)
+	if (!announced) {
+		twinfs_info(sb, "mirror: disconnected from partner %pISpc on request; local NVRAM only until CONNECT",
+			    &m->addr);
 		twinfs_genl_notify_mirror_state(sb, "disconnected",
 						READ_ONCE(m->xport)->name);
+	}
 	return 0;
 }
 
@@ -897,11 +909,15 @@ int twinfs_mirror_reconnect(struct super_block *sb)
 
 	if (!m)
 		return -EOPNOTSUPP;
-	if (READ_ONCE(m->paused))
-		twinfs_info(sb, "mirror: connecting to partner %pISpc again on request",
-			      &m->addr);
 	WRITE_ONCE(m->kick, true);
-	WRITE_ONCE(m->paused, false);
+	if (READ_ONCE(m->paused)) {
+		twinfs_info(sb, "mirror: connecting to partner %pISpc again on request",
+			    &m->addr);
+		WRITE_ONCE(m->paused, false);
+		/* Down, no longer on purpose; the link's own events follow. */
+		twinfs_genl_notify_mirror_state(sb, "degraded",
+						READ_ONCE(m->xport)->name);
+	}
 	wake_up_all(&m->wq);
 	return 0;
 }

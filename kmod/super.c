@@ -317,7 +317,7 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	struct twinfs_sb_info *sbi;
 	struct twinfs_super *raw;
 	struct inode *root;
-	ktime_t t0 = ktime_get(), t_scan, t_replay;
+	ktime_t t0 = ktime_get(), t_scan, t_replay, t_end;
 	u64 cp_seq = 0;
 	int err;
 
@@ -368,7 +368,6 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	if (err)
 		goto out_cm;
 	t_scan = ktime_get();
-	t_replay = t_scan;
 	if (sb_rdonly(sb) && (found.plan.count || cp_seq != twinfs_cp_seq(sb))) {
 		twinfs_err(sb, "needs recovery (%u change records); mount it read-write",
 			   found.plan.count);
@@ -412,6 +411,7 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 			goto out_sysfs;
 	}
 
+	t_replay = ktime_get();
 	if (!sb_rdonly(sb)) {
 		raw->s_mount_count = cpu_to_le64(le64_to_cpu(raw->s_mount_count) + 1);
 		err = twinfs_write_super(sb, TWINFS_STATE_MOUNTED, true);
@@ -419,7 +419,6 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 			twinfs_err(sb, "cannot write the superblock: %d", err);
 			goto out_sysfs;
 		}
-		t_replay = ktime_get();
 		err = twinfs_replay(sb, &found) ?: twinfs_mirror_start(sb);
 		if (err)
 			goto out_sysfs;
@@ -428,10 +427,11 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	kvfree(found.ents);
 	/* Where a takeover's time goes: reading and scanning the change
 	 * memory, the superblock and the tree, the replay with its point. */
+	t_end = ktime_get();
 	twinfs_info(sb, "mounted in %lld ms (change memory %lld, tree %lld, replay %lld): %llu blocks, %u groups, format version %u, change memory %s, consistency point %llu",
-		    ktime_ms_delta(ktime_get(), t0), ktime_ms_delta(t_scan, t0),
+		    ktime_ms_delta(t_end, t0), ktime_ms_delta(t_scan, t0),
 		    ktime_ms_delta(t_replay, t_scan),
-		    ktime_ms_delta(ktime_get(), t_replay),
+		    ktime_ms_delta(t_end, t_replay),
 		    sbi->geo.blocks, sbi->geo.ag_count, TWINFS_FORMAT_VERSION,
 		    twinfs_cm_device(sb), twinfs_cp_seq(sb));
 	twinfs_genl_mounted(sb);
