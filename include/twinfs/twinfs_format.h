@@ -7,7 +7,9 @@
  * Disk layout (all units are file-system blocks, TWINFS_BLOCK_SIZE bytes):
  *
  *   0                      superblock
- *   1 .. node_area_start-1 unused (reserved for a backup superblock)
+ *   1                      disk heartbeat of twinfsd: one 512-byte sector
+ *                          (struct twinfs_heartbeat) per node slot
+ *   2 .. node_area_start-1 unused (none today: node_area_start is 2)
  *   node_area_start        max_nodes * node_area_blocks: per-node change
  *                          memory metadata and data journal
  *   first_ag_block         allocation group 0, then 1, ... ag_count-1
@@ -226,6 +228,35 @@ struct twinfs_cp_jent {
 	__le32 j_pad;
 };
 
+/*
+ * The disk heartbeat (block TWINFS_HEARTBEAT_BLOCK, Documentation/
+ * twinfsd.md "Disk heartbeat"): sector n (512 bytes at byte
+ * TWINFS_HEARTBEAT_BLOCK * TWINFS_BLOCK_SIZE + n * 512) is written only by
+ * the twinfsd of the node whose slot is n (its disk_area), every
+ * disk_heartbeat_ms, with hb_counter one higher each time.  The other
+ * nodes read the block and tell a dead node (its sector unchanged) from
+ * one that is only cut off from the network.  twinfs.ko, mkfs (which
+ * zeroes it) and fsck do not interpret it; a zero sector is a slot never
+ * written.
+ */
+#define TWINFS_HEARTBEAT_BLOCK		1u
+#define TWINFS_HEARTBEAT_MAGIC		0x54574842u	/* "TWHB" */
+#define TWINFS_HEARTBEAT_VERSION	1u
+#define TWINFS_HEARTBEAT_SECTOR		512u
+#define TWINFS_HEARTBEAT_SLOTS		(TWINFS_BLOCK_SIZE / TWINFS_HEARTBEAT_SECTOR)
+
+struct twinfs_heartbeat {
+	__le32 hb_magic;		/* TWINFS_HEARTBEAT_MAGIC */
+	__le32 hb_version;		/* TWINFS_HEARTBEAT_VERSION */
+	__le32 hb_slot;			/* the sector's index in the block */
+	__le32 hb_node_id;		/* the writer's corosync node id */
+	__le64 hb_counter;		/* one higher at every write */
+	__le64 hb_incarnation;		/* the writer's start, ns since 1970 */
+	__le32 hb_interval_ms;		/* the writer's disk_heartbeat_ms */
+	__u8   hb_pad[TWINFS_HEARTBEAT_SECTOR - 40];
+	__le32 hb_checksum;		/* crc32c of the sector, this field 0 */
+};
+
 #ifdef __cplusplus
 #define TWINFS_STATIC_ASSERT(c, m) static_assert(c, m)
 #else
@@ -243,5 +274,9 @@ TWINFS_STATIC_ASSERT(sizeof(struct twinfs_cp_header) == TWINFS_BLOCK_SIZE,
 		     "consistency point header is one block");
 TWINFS_STATIC_ASSERT(sizeof(struct twinfs_cp_jent) == 16,
 		     "journal entry size");
+TWINFS_STATIC_ASSERT(sizeof(struct twinfs_heartbeat) == TWINFS_HEARTBEAT_SECTOR,
+		     "disk heartbeat is one sector");
+TWINFS_STATIC_ASSERT(TWINFS_HEARTBEAT_SLOTS >= TWINFS_MAX_NODES,
+		     "a heartbeat slot for every node");
 
 #endif /* TWINFS_FORMAT_H */
