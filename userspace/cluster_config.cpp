@@ -2,6 +2,8 @@
 // twinfsd's configuration file: see include/twinfs_user/cluster_config.hpp.
 #include "twinfs_user/cluster_config.hpp"
 
+#include "include/twinfs/twinfs_format.h"
+
 #include <ini.h>
 
 #include <algorithm>
@@ -14,6 +16,8 @@
 
 namespace twinfs::cluster {
 namespace {
+
+constexpr unsigned kHeartbeatSlots = TWINFS_HEARTBEAT_SLOTS;
 
 // Sections as read, before the cross references are resolved.
 struct RawSection {
@@ -246,6 +250,11 @@ Config parse_config(std::string_view text, std::string_view origin)
 				c.fence_delay_ms = *t;
 			if (auto t = v.num<unsigned>("daemon_grace_ms", 0, 3600000))
 				c.daemon_grace_ms = *t;
+			if (auto t = v.num<unsigned>("disk_heartbeat_ms", 0, 60000)) {
+				if (*t > 0 && *t < 10)
+					v.fail("disk_heartbeat_ms must be 0 (off) or at least 10");
+				c.disk_heartbeat_ms = *t;
+			}
 			if (auto p = v.opt("lost_quorum")) {
 				if (*p == "freeze")
 					c.lost_quorum = LostQuorumPolicy::Freeze;
@@ -358,7 +367,51 @@ Config parse_config(std::string_view text, std::string_view origin)
 	}
 	std::sort(c.filesystems.begin(), c.filesystems.end(),
 		  [](const FileSystem &a, const FileSystem &b) { return a.name < b.name; });
+	// The disk heartbeat: the nodes that write to one device (those of
+	// the pairs of its file systems) each need their own sector, their
+	// disk_area, below TWINFS_MAX_NODES.
+	if (c.disk_heartbeat_ms > 0)
+		for (const auto &f : c.filesystems) {
+			std::vector<const Node *> writers;
+			for (const auto &g : c.filesystems) {
+				if (c.device_path(g) != c.device_path(f))
+					continue;
+				const Pair *p = c.pair(g.pair);
+				for (NodeId id : {p->owner, p->partner})
+					if (std::none_of(writers.begin(), writers.end(),
+							 [id](const Node *n) { return n->id == id; }))
+						writers.push_back(c.node(id));
+			}
+			for (const Node *n : writers) {
+				if (n->disk_area >= kHeartbeatSlots)
+					throw ConfigError(std::string(origin) + ": [node " + n->name +
+							  "]: disk_area " + std::to_string(n->disk_area) +
+							  " has no disk heartbeat sector (0 to " +
+							  std::to_string(kHeartbeatSlots - 1) +
+							  "); or set disk_heartbeat_ms = 0");
+				for (const Node *m : writers)
+					if (m != n && m->disk_area == n->disk_area)
+						throw ConfigError(std::string(origin) + ": [node " + n->name +
+								  "] and [node " + m->name + "] both have disk_area " +
+								  std::to_string(n->disk_area) + " on " +
+								  c.device_path(f) +
+								  ": the disk heartbeat needs a sector each; "
+								  "or set disk_heartbeat_ms = 0");
+			}
+		}
 	return c;
+}
+
+unsigned Config::heartbeat_stale_ms() const
+{
+	return std::max(5 * disk_heartbeat_ms, 1000u);
+}
+
+std::string Config::device_path(const FileSystem &f) const
+{
+	if (!f.device.empty())
+		return f.device;
+	return !f.uuid.empty() ? "/dev/disk/by-uuid/" + f.uuid : "/dev/disk/by-label/" + f.label;
 }
 
 std::vector<std::string> fence_argv(const std::string &cmd, const Node &n)

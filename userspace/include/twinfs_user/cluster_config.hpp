@@ -68,6 +68,12 @@ struct Config {
 	// long to come back (a restarted twinfsd adopts its mounts) before it
 	// is treated as lost and fenced.  0: at once.
 	unsigned daemon_grace_ms = 10000;
+	// The disk heartbeat (Documentation/twinfsd.md, "Disk heartbeat"):
+	// every node's twinfsd writes its sector of block 1 of the shared
+	// disks this often; a lost holder whose sector has not changed for
+	// heartbeat_stale_ms() is dead, not cut off, and is fenced without
+	// fence_delay_ms.  0: no heartbeat, every holder's fence is delayed.
+	unsigned disk_heartbeat_ms = 200;
 	std::string cluster_key;		// path of the mirror's key file
 	LostQuorumPolicy lost_quorum = LostQuorumPolicy::Freeze;
 	std::string status_file = "/run/twinfsd/status.json";
@@ -88,6 +94,11 @@ struct Config {
 	// A digest of everything the members must agree on, exchanged in the
 	// state messages: two members with different digests log it.
 	std::uint64_t digest() const;
+	// How long a node's disk heartbeat must stay unchanged for it to
+	// count as dead: max(5 * disk_heartbeat_ms, 1000).
+	unsigned heartbeat_stale_ms() const;
+	// The device path of a file system: `device`, else by uuid or label.
+	std::string device_path(const FileSystem &fs) const;
 };
 
 // A configuration that cannot be used; what() names the file, the line or
