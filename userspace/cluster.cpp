@@ -583,8 +583,14 @@ std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate
 				const bool holds = std::any_of(map.fs.begin(), map.fs.end(), [&](const FsEntry &e) {
 					return e.state == FsState::HolderLost && e.holder == u.node;
 				});
-				out.push_back({ActionKind::Fence, {}, u.node, u.seq,
-					       holds ? cfg.fence_delay_ms : 0});
+				// A holder's fence waits fence_delay_ms (the split
+				// rule) unless its disk heartbeat says it is dead.
+				const bool dead = holds && cfg.disk_heartbeat_ms > 0 &&
+						  local.heartbeat_stale.count(u.node) > 0;
+				Action a{ActionKind::Fence, {}, u.node, u.seq,
+					 holds && !dead ? cfg.fence_delay_ms : 0};
+				a.heartbeat_stale = dead;
+				out.push_back(std::move(a));
 			}
 	for (const auto &e : map.fs) {
 		const FileSystem *f = cfg.filesystem(e.name);

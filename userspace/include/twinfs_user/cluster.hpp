@@ -202,6 +202,10 @@ struct LocalState {
 	std::set<std::string> targets;		// mirror targets running here
 	std::set<NodeId> fencing;		// fence commands running
 	std::set<std::string> busy;		// a takeover or release running
+	// Nodes whose disk heartbeat has not changed for
+	// Config::heartbeat_stale_ms() on every shared disk they write to
+	// (userspace/disk_heartbeat.cpp): dead, not cut off from the network.
+	std::set<NodeId> heartbeat_stale;
 };
 
 enum class ActionKind {
@@ -221,6 +225,9 @@ struct Action {
 	NodeId node = 0;	// Fence: the node; else the entry's holder
 	std::uint64_t epoch = 0;// Fence: Unfenced::seq; else FsEntry::epoch
 	unsigned delay_ms = 0;	// Fence: wait this long first (fence_delay_ms)
+	// Fence of a holder: fence_delay_ms was skipped, its disk heartbeat
+	// is stale.
+	bool heartbeat_stale = false;
 	bool operator==(const Action &) const = default;
 };
 
@@ -228,7 +235,10 @@ struct Action {
 // not quorate, nothing (freeze) or Unmount of everything mounted (fail).
 // A Fence of a node that holds a file system (HolderLost) carries
 // Config::fence_delay_ms: in a split of two nodes the holder's fence of
-// its partner (not delayed) wins the race.
+// its partner (not delayed) wins the race.  Unless the holder's disk
+// heartbeat is stale (in local.heartbeat_stale, Config::disk_heartbeat_ms
+// not 0): a dead node races nobody, its fence is not delayed
+// (Action::heartbeat_stale says so).
 std::vector<Action> plan(const ClusterState &cs, const Config &cfg, bool quorate,
 			 const LocalState &local);
 
