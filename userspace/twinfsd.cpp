@@ -19,6 +19,7 @@
 #include "twinfs_user/cluster.hpp"
 #include "twinfs_user/cluster_config.hpp"
 #include "twinfs_user/cluster_status.hpp"
+#include "twinfs_user/disk_heartbeat.hpp"
 #include "twinfs_user/fd.hpp"
 #include "twinfs_user/module_control.hpp"
 #include "twinfs_user/module_events.hpp"
@@ -50,6 +51,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -82,6 +84,9 @@ bool g_journal = false;	// stderr is the journal: sd-daemon priority prefixes
 
 void log(int prio, std::string_view msg)
 {
+	// The disk heartbeat's threads log too: one line at a time.
+	static std::mutex mu;
+	const std::lock_guard lock(mu);
 	if (g_use_syslog) {
 		::syslog(prio, "%.*s", static_cast<int>(msg.size()), msg.data());
 		return;
@@ -243,8 +248,10 @@ void probe(const std::string &mountpoint)
 
 class Daemon final : public twinfs::corosync::CpgHandler {
 public:
-	Daemon(const Config &cfg, twinfs::ModuleControl &ctl, twinfs::ModuleEvents *events)
-		: cfg_(cfg), ctl_(ctl), events_(events), cpg_(cfg.group, *this)
+	Daemon(const Config &cfg, twinfs::ModuleControl &ctl, twinfs::ModuleEvents *events,
+	       bool disk_heartbeat)
+		: cfg_(cfg), ctl_(ctl), events_(events), cpg_(cfg.group, *this),
+		  disk_heartbeat_(disk_heartbeat)
 	{
 	}
 
@@ -327,6 +334,10 @@ private:
 	std::set<std::string> partner_off_;	// mounts whose partner link we disconnected
 	bool node_id_set_ = false;
 	std::optional<Clock::time_point> wake_;	// the next delayed fence is due
+	bool disk_heartbeat_;			// false: --dry-run, or disk_heartbeat_ms 0
+	// The disk heartbeat threads (one per shared disk), after the members
+	// they use.
+	std::optional<twinfs::HeartbeatMonitor> heartbeat_;
 };
 
 // ---- events ------------------------------------------------------------
@@ -600,6 +611,13 @@ void Daemon::act()
 {
 	if (!cs_->synced() || stopping_)
 		return;
+	// Lost nodes whose disk heartbeat is stale: dead, their fence is
+	// not delayed (plan()).
+	local_.heartbeat_stale.clear();
+	if (heartbeat_)
+		for (const auto &u : cs_->map().unfenced)
+			if (heartbeat_->stale_for(u.node))
+				local_.heartbeat_stale.insert(u.node);
 	for (const auto &a : plan(*cs_, cfg_, quorum_.quorate(), local_)) {
 		const std::string key = std::string(to_string(a.kind)) + ":" + a.fs + ":" +
 					std::to_string(a.node);
@@ -607,16 +625,34 @@ void Daemon::act()
 			continue;
 		if (a.kind == ActionKind::Fence && a.delay_ms > 0) {
 			const auto [it, first] = fence_wait_.emplace(std::pair{a.node, a.epoch}, Clock::now());
-			if (first)
+			if (first && heartbeat_) {
+				const auto u = heartbeat_->unchanged_for(a.node);
+				log(LOG_NOTICE, "node " + std::to_string(a.node) + "'s disk heartbeat is " +
+							(u ? "fresh (changed " + std::to_string(u->count()) + " ms ago)"
+							   : std::string("not known")) +
+							": it may be alive and cut off; its fence waits the " +
+							std::to_string(a.delay_ms) + " ms delay (fence_delay_ms)");
+			} else if (first) {
 				log(LOG_WARNING, "fence of node " + std::to_string(a.node) + " delayed by " +
 							 std::to_string(a.delay_ms) +
 							 " ms (it holds a file system: fence_delay_ms)");
-			const auto due = it->second + std::chrono::milliseconds(a.delay_ms);
+			}
+			auto due = it->second + std::chrono::milliseconds(a.delay_ms);
 			if (Clock::now() < due) {
+				// Its heartbeat may go stale meanwhile: look again soon.
+				if (heartbeat_)
+					due = std::min(due, Clock::now() + std::chrono::milliseconds(cfg_.disk_heartbeat_ms));
 				if (!wake_ || due < *wake_)
 					wake_ = due;
 				continue;
 			}
+		}
+		if (a.kind == ActionKind::Fence && a.heartbeat_stale && cfg_.fence_delay_ms > 0 && heartbeat_) {
+			const auto s = heartbeat_->stale_for(a.node);
+			log(LOG_NOTICE, "node " + std::to_string(a.node) + "'s disk heartbeat is stale for " +
+						(s ? std::to_string(s->count()) : std::string("?")) +
+						" ms: fencing it without the " + std::to_string(cfg_.fence_delay_ms) +
+						" ms delay");
 		}
 		try {
 			execute(a);
@@ -1094,6 +1130,12 @@ int Daemon::run()
 				adopted_.insert(f.name);
 				log(LOG_NOTICE, f.name + ": " + mp + " is mounted (twinfsd restarted): adopting it");
 			}
+	if (disk_heartbeat_ && cfg_.disk_heartbeat_ms > 0)
+		heartbeat_.emplace(cfg_, me, [](int prio, const std::string &m) { log(prio, m); });
+	else
+		log(LOG_INFO, cfg_.disk_heartbeat_ms == 0
+				      ? "no disk heartbeat (disk_heartbeat_ms = 0): every holder's fence waits fence_delay_ms"
+				      : "--dry-run: no disk heartbeat; every holder's fence waits fence_delay_ms");
 	if (const std::string t = ctl_.status().target + " "; t.starts_with("listening "))
 		for (const auto &f : cfg_.filesystems)
 			if (t.find(" port=" + std::to_string(f.mirror_port) + " ") != std::string::npos &&
@@ -1234,7 +1276,7 @@ int serve(const Options &opts)
 	std::optional<twinfs::ModuleEvents> events;
 	if (!opts.dry_run)
 		events.emplace([](int prio, const std::string &m) { log(prio, m); });
-	Daemon d(cfg, *ctl, events ? &*events : nullptr);
+	Daemon d(cfg, *ctl, events ? &*events : nullptr, !opts.dry_run);
 	return d.run();
 }
 
