@@ -770,7 +770,7 @@ namespace {
 
 // Two nodes of pair ab serving "home" from node 1, node 2 its partner.
 struct Pair2 {
-	Pair2() : c(parse_config(kConf)), bus(c)
+	explicit Pair2(const std::string &conf = kConf) : c(parse_config(conf)), bus(c)
 	{
 		bus.add(1);
 		bus.add(2);
@@ -977,4 +977,108 @@ TEST_CASE("config: fence_delay_ms and daemon_grace_ms", "[cluster]")
 	CHECK(c.daemon_grace_ms == 2500u);
 	CHECK_THROWS(parse_config(std::string(kConf).replace(
 		std::string(kConf).find("lost_quorum"), 0, "daemon_grace_ms = x\n")));
+}
+
+TEST_CASE("the disk heartbeat: a dead holder's fence skips fence_delay_ms, a live one's waits", "[cluster][heartbeat]")
+{
+	// Node 1 holds home and is lost; node 2 (the leader now) fences it.
+	auto lose_holder = [](Pair2 &t) {
+		t.view({2}, {1}, {});
+		const auto &m = t.bus.get(2).cs.map();
+		REQUIRE(m.find("home")->state == FsState::HolderLost);
+		REQUIRE(m.unfenced.size() == 1);
+		return m.unfenced[0].seq;
+	};
+	LocalState l2;
+	l2.targets.insert("home");
+
+	SECTION("stale heartbeat: the holder is dead, fenced at once")
+	{
+		Pair2 t;
+		REQUIRE(t.c.disk_heartbeat_ms == 200u);
+		const auto seq = lose_holder(t);
+		l2.heartbeat_stale.insert(1);
+		Action want{ActionKind::Fence, {}, 1, seq, 0};
+		want.heartbeat_stale = true;
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2) == std::vector<Action>{want});
+	}
+
+	SECTION("fresh heartbeat: the holder may be alive and cut off, the delay stands")
+	{
+		Pair2 t;
+		const auto seq = lose_holder(t);
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2) ==
+		      std::vector<Action>{{ActionKind::Fence, {}, 1, seq, t.c.fence_delay_ms}});
+		// Another node's stale heartbeat changes nothing for node 1.
+		l2.heartbeat_stale.insert(3);
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2) ==
+		      std::vector<Action>{{ActionKind::Fence, {}, 1, seq, t.c.fence_delay_ms}});
+	}
+
+	SECTION("heartbeat turned off: the delay stands even if a stale set says otherwise")
+	{
+		std::string off = kConf;
+		off.replace(off.find("lost_quorum"), 0, "disk_heartbeat_ms = 0\n");
+		Pair2 t(off);
+		REQUIRE(t.c.disk_heartbeat_ms == 0u);
+		const auto seq = lose_holder(t);
+		l2.heartbeat_stale.insert(1);
+		CHECK(plan(t.bus.get(2).cs, t.c, true, l2) ==
+		      std::vector<Action>{{ActionKind::Fence, {}, 1, seq, t.c.fence_delay_ms}});
+	}
+
+	SECTION("a split: the partner's stale-looking heartbeat does not speed up the holder's fence of it")
+	{
+		// The holder's fence of its partner is never delayed anyway; the
+		// partner's fence of a holder whose heartbeat runs keeps the delay.
+		Pair2 t;
+		for (NodeId n : {1u, 2u}) {
+			const std::vector<NodeId> me{n}, other{3 - n}, no{};
+			t.bus.get(n).cs.on_confchg(me, other, no);
+			Message st = decode(encode(t.bus.get(n).cs.state_message(true)));
+			st.sender = n;
+			t.bus.get(n).cs.on_message(st);
+		}
+		LocalState l1;
+		l1.mounted.insert("home");
+		l1.heartbeat_stale.insert(2);
+		const auto p1 = plan(t.bus.get(1).cs, t.c, true, l1);
+		REQUIRE(p1.size() == 1);
+		CHECK(p1[0].delay_ms == 0u);
+		CHECK(!p1[0].heartbeat_stale);	// it held nothing: no delay to skip
+		const auto p2 = plan(t.bus.get(2).cs, t.c, true, l2);
+		REQUIRE(p2.size() >= 1);
+		CHECK(p2[0].node == 1u);
+		CHECK(p2[0].delay_ms == t.c.fence_delay_ms);
+	}
+}
+
+TEST_CASE("config: disk_heartbeat_ms and the heartbeat sectors", "[cluster][heartbeat]")
+{
+	const auto at = [](const std::string &extra) {
+		return std::string(kConf).replace(std::string(kConf).find("lost_quorum"), 0, extra);
+	};
+	const Config d = parse_config(kConf);
+	CHECK(d.disk_heartbeat_ms == 200u);
+	CHECK(d.heartbeat_stale_ms() == 1000u);
+	CHECK(d.device_path(*d.filesystem("home")) == "/dev/vda");
+	CHECK(d.device_path(*d.filesystem("data")) == "/dev/disk/by-label/data");
+	const Config slow = parse_config(at("disk_heartbeat_ms = 500\n"));
+	CHECK(slow.heartbeat_stale_ms() == 2500u);
+	CHECK(parse_config(at("disk_heartbeat_ms = 0\n")).disk_heartbeat_ms == 0u);
+	CHECK_THROWS_WITH(parse_config(at("disk_heartbeat_ms = 5\n")),
+			  Catch::Contains("at least 10"));
+	// Two nodes writing to one disk need a sector each.
+	std::string same = kConf;
+	same.replace(same.find("address = 10.0.0.2"), 0, "disk_area = 0\n");
+	CHECK_THROWS_WITH(parse_config(same), Catch::Contains("both have disk_area 0"));
+	CHECK(parse_config(same.replace(same.find("lost_quorum"), 0, "disk_heartbeat_ms = 0\n"))
+		      .disk_heartbeat_ms == 0u);
+	// Nodes of another pair (another disk) may share a disk_area.
+	std::string other = kConf;
+	other.replace(other.find("address = 10.0.0.3"), 0, "disk_area = 0\n");
+	CHECK_NOTHROW(parse_config(other));
+	std::string big = kConf;
+	big.replace(big.find("address = 10.0.0.2"), 0, "disk_area = 8\n");
+	CHECK_THROWS_WITH(parse_config(big), Catch::Contains("no disk heartbeat sector"));
 }
