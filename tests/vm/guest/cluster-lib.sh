@@ -11,7 +11,8 @@
 # (corosync's token timeout, ms), CLUSTER_TRANSPORT (knet); twinfsd.conf
 # keys only when set (an older twinfsd refuses unknown keys):
 # CLUSTER_REMIRROR (mirror_after_takeover), CLUSTER_FENCE_DELAY
-# (fence_delay_ms), CLUSTER_GRACE (daemon_grace_ms).
+# (fence_delay_ms), CLUSTER_GRACE (daemon_grace_ms), CLUSTER_HEARTBEAT
+# (disk_heartbeat_ms; 0: off).
 
 # shellcheck disable=SC2034 # used by the scripts that source this
 here=$(dirname "$VM_SCRIPT")
@@ -78,6 +79,7 @@ EOC
 	[ -z "${CLUSTER_REMIRROR:-}" ] || echo "mirror_after_takeover = $CLUSTER_REMIRROR"
 	[ -z "${CLUSTER_FENCE_DELAY:-}" ] || echo "fence_delay_ms = $CLUSTER_FENCE_DELAY"
 	[ -z "${CLUSTER_GRACE:-}" ] || echo "daemon_grace_ms = $CLUSTER_GRACE"
+	[ -z "${CLUSTER_HEARTBEAT:-}" ] || echo "disk_heartbeat_ms = $CLUSTER_HEARTBEAT"
 	cat << EOC
 
 [node a]

@@ -32,7 +32,9 @@
 #
 #   CLUSTER_KILLS, CLUSTER_PHASES, CLUSTER_SEED, CLUSTER_TOKEN (ms, 2000),
 #   CLUSTER_FENCE_DELAY (twinfsd's fence_delay_ms, its default if unset),
-#   CLUSTER_GRACE (daemon_grace_ms), CLUSTER_NVRAM (each node's nvdimm, 16M)
+#   CLUSTER_GRACE (daemon_grace_ms), CLUSTER_HEARTBEAT (disk_heartbeat_ms,
+#   its default if unset; 0: no disk heartbeat, every takeover waits
+#   fence_delay_ms), CLUSTER_NVRAM (each node's nvdimm, 16M)
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$VM_TESTS/cluster-lib.sh"
@@ -51,6 +53,7 @@ sumf=$VM_LOGDIR/cluster-rounds.txt
 : > "$sumf"
 [ -z "${CLUSTER_FENCE_DELAY:-}" ] || cl_envs+=(--env CLUSTER_FENCE_DELAY="$CLUSTER_FENCE_DELAY")
 [ -z "${CLUSTER_GRACE:-}" ] || cl_envs+=(--env CLUSTER_GRACE="$CLUSTER_GRACE")
+[ -z "${CLUSTER_HEARTBEAT:-}" ] || cl_envs+=(--env CLUSTER_HEARTBEAT="$CLUSTER_HEARTBEAT")
 
 declare -A boots=() gname=() gout=() ncmd=()
 
