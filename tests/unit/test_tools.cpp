@@ -6,6 +6,8 @@
 // twinfs::Image; build/fsck.twinfs then checks them.
 #include <catch2/catch.hpp>
 
+#include "twinfs_user/disk_heartbeat.hpp"
+
 #include "temp_dir.hpp"
 
 #include <fcntl.h>
@@ -289,6 +291,28 @@ TEST_CASE("mkfs: --node-area-blocks below 64 is refused", "[tools][mkfs]")
 	CHECK_FALSE(fs::exists(tmp.path() / "x.img"));
 	const RunResult help = run(tool("mkfs.twinfs"), {"--help"});
 	CHECK(contains(help.output, "blocks / (16 * max_nodes), clamped to 256..8192"));
+}
+
+TEST_CASE("mkfs zeroes block 1; fsck leaves twinfsd's disk heartbeat there alone",
+	  "[tools][mkfs][fsck][heartbeat]")
+{
+	TestFs t;
+	CHECK(t.read(TWINFS_HEARTBEAT_BLOCK).is_zero());
+	// Two nodes' sectors, as twinfsd writes them, and junk in a third.
+	Block b;
+	for (std::uint32_t slot : {0u, 1u}) {
+		twinfs::HeartbeatRecord r;
+		r.slot = slot;
+		r.node_id = slot + 1;
+		r.counter = 42;
+		const auto s = twinfs::encode_heartbeat(r);
+		std::memcpy(b.data() + slot * TWINFS_HEARTBEAT_SECTOR, s.data(), s.size());
+	}
+	std::memset(b.data() + 2 * TWINFS_HEARTBEAT_SECTOR, 0xa5, TWINFS_HEARTBEAT_SECTOR);
+	t.write(TWINFS_HEARTBEAT_BLOCK, b);
+	const RunResult r = t.fsck({"-v"});
+	CHECK(r.status == 0);
+	CHECK(contains(r.output, "0 problems"));
 }
 
 /* ---------------------------------------------------------------- */
