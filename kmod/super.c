@@ -336,6 +336,13 @@ static int twinfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		err = -EINVAL;
 		goto out_free;
 	}
+	/*
+	 * The disk is shared: the other node may have written any block
+	 * since this node last had it mounted, and the page cache of a
+	 * block device that someone else keeps open (twinfsd's disk
+	 * heartbeat, udev, blkid) outlives an umount.  Read from the disk.
+	 */
+	invalidate_bdev(sb->s_bdev);
 	err = twinfs_load_super(sb);
 	if (err)
 		goto out_brelse;
