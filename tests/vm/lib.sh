@@ -429,6 +429,18 @@ twinfs_mkfs() {
 		fail "mkfs.twinfs $(basename "$img") failed: $(tail -1 "$VM_LOGDIR/mkfs-$(basename "$img").log")"
 }
 
+# ack_count FILE ITER WORKER: complete "ACK ITER WORKER n" lines, n = 0, 1,
+# ...; a torn last line (no newline) does not count (guest/crash_workload.py's
+# acks.w<k>, as 60-crash and the mirror scenarios read them).
+ack_count() {
+	[ -s "$1" ] || { echo 0; return 0; }
+	{ if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; } |
+		awk -v it="$2" -v w="$3" 'BEGIN { n = 0 }
+			$0 == "ACK " it " " w " " n { n++; next }
+			{ bad = 1; exit }
+			END { if (bad) print "bad line " NR ": " $0; else print n }'
+}
+
 # twinfs_fsck IMAGE: fsck.twinfs on the host; returns its status, output
 # saved in the log dir.
 twinfs_fsck() {
