@@ -77,6 +77,7 @@ struct twinfs_mirror {
 	struct list_head pending;
 	u64 next_id;
 	struct socket *sock;
+	struct socket *connecting;	/* being connected and authenticated */
 	struct twinfs_rdma *rdma;	/* the RDMA connection, or NULL */
 	const struct twinfs_mirror_transport *xport;
 	u8 cnonce[TWINFS_MIRROR_NONCE];	/* the session's, for the token */
@@ -199,10 +200,14 @@ static void twinfs_mirror_fail_all(struct twinfs_mirror *m)
 	}
 }
 
-/* Drops the connection: whoever is blocked on the socket wakes up. */
+/* Drops the connection, or the attempt at one (a connect to a dead
+ * partner would wait for its SYN timeout): whoever is blocked on the
+ * socket wakes up. */
 static void twinfs_mirror_break(struct twinfs_mirror *m)
 {
 	mutex_lock(&m->send_lock);
+	if (m->connecting)
+		kernel_sock_shutdown(m->connecting, SHUT_RDWR);
 	if (m->sock)
 		kernel_sock_shutdown(m->sock, SHUT_RDWR);
 	if (m->rdma)
@@ -331,18 +336,25 @@ static int twinfs_mirror_connect(struct twinfs_mirror *m)
 	if (err)
 		return err;
 	twinfs_mirror_tune(s, 3 * HZ);
-	err = kernel_connect(s, (struct sockaddr *)&m->addr, sizeof(m->addr),
-			     0) ?: twinfs_mirror_handshake(m, s);
-	if (err) {
-		sock_release(s);
-		return err;
-	}
-	s->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
 	mutex_lock(&m->send_lock);
-	m->sock = s;
-	m->xport = &twinfs_mirror_tcp;
+	m->connecting = s;
 	mutex_unlock(&m->send_lock);
-	return 0;
+	/* A DISCONNECT or umount that found no socket to shut down set
+	 * paused or stopping before. */
+	err = READ_ONCE(m->paused) || READ_ONCE(m->stopping) ? -ECONNABORTED :
+	      kernel_connect(s, (struct sockaddr *)&m->addr, sizeof(m->addr),
+			     0) ?: twinfs_mirror_handshake(m, s);
+	mutex_lock(&m->send_lock);
+	m->connecting = NULL;
+	if (!err) {
+		s->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
+		m->sock = s;
+		m->xport = &twinfs_mirror_tcp;
+	}
+	mutex_unlock(&m->send_lock);
+	if (err)
+		sock_release(s);
+	return err;
 }
 
 /* The partner may lack [off, off + len): a tail resync sends it.  m->lock */
@@ -624,6 +636,11 @@ static int twinfs_mirror_thread(void *arg)
 
 	INIT_WORK_ONSTACK(&w.work, twinfs_mirror_resync_fn);
 	while (!kthread_should_stop()) {
+		if (READ_ONCE(m->stopping)) {
+			/* umount: no new attempt; kthread_stop() wakes us. */
+			wait_event_idle(m->wq, kthread_should_stop());
+			break;
+		}
 		if (READ_ONCE(m->paused)) {
 			/* No link, nothing in flight: DISCONNECT may return. */
 			WRITE_ONCE(m->parked, true);
@@ -635,10 +652,11 @@ static int twinfs_mirror_thread(void *arg)
 		}
 		WRITE_ONCE(m->kick, false);
 		err = twinfs_mirror_connect(m);
-		if (!err && READ_ONCE(m->paused)) {
-			/* DISCONNECT came while connecting; see
-			 * twinfs_mirror_disconnect(). */
-			twinfs_mirror_drop_sock(m);
+		if (READ_ONCE(m->paused) || READ_ONCE(m->stopping)) {
+			/* DISCONNECT came while connecting (it may have cut
+			 * the attempt short); see twinfs_mirror_disconnect(). */
+			if (!err)
+				twinfs_mirror_drop_sock(m);
 			continue;
 		}
 		if (err) {
