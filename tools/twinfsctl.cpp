@@ -362,13 +362,9 @@ int cmd_target(std::span<const std::string_view> args)
 						   std::string(arg) + "'");
 		}
 		Socket sock;
-		const auto replies = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false,
-						  "target status");
-		if (replies.size() != 1)
-			throw Error("target status: " + std::to_string(replies.size()) +
-					    " replies",
-				    EBADMSG);
-		const auto t = parse_target_status(replies.front());
+		const auto t = parse_target_status(only_reply(
+			sock.request(TWINFS_CMD_TARGET_STATUS, {}, false, "target status"),
+			"target status"));
 		write_out(json ? format_target_json(t) : format_target_text(t));
 		return kExitOk;
 	}
@@ -400,11 +396,10 @@ int cmd_takeover(std::span<const std::string_view> args)
 				   "' (0.." + std::to_string(TWINFS_MAX_NODES - 1) + ")");
 	Socket sock;
 	const Attr a[] = {Attr::u32(TWINFS_A_MOUNT_NODE, static_cast<std::uint32_t>(*node))};
-	const auto r = sock.request(TWINFS_CMD_TAKEOVER, a, false,
-				    "takeover of node area " + std::string(args.front()));
-	if (r.size() != 1)
-		throw Error("takeover: " + std::to_string(r.size()) + " replies, not 1", EBADMSG);
-	const TakeoverReply t = parse_takeover(r.front());
+	const TakeoverReply t = parse_takeover(only_reply(
+		sock.request(TWINFS_CMD_TAKEOVER, a, false,
+			     "takeover of node area " + std::string(args.front())),
+		"takeover"));
 	std::cout << "takeover of node area " << t.node << " armed";
 	if (t.copy_device)
 		std::cout << "; mirror target stopped, copy on " << *t.copy_device << " ("
@@ -421,11 +416,10 @@ int cmd_relinquish(std::span<const std::string_view> args)
 		return usage_error("relinquish DEVICE|UUID");
 	Socket sock;
 	const Attr a[] = {mount_attr(args.front())};
-	const auto r = sock.request(TWINFS_CMD_RELINQUISH, a, false,
-				    "relinquish " + std::string(args.front()));
-	if (r.size() != 1)
-		throw Error("relinquish: " + std::to_string(r.size()) + " replies, not 1", EBADMSG);
-	const RelinquishReply rr = parse_relinquish(r.front());
+	const RelinquishReply rr = parse_relinquish(only_reply(
+		sock.request(TWINFS_CMD_RELINQUISH, a, false,
+			     "relinquish " + std::string(args.front())),
+		"relinquish"));
 	std::cout << rr.device << ": consistency point " << rr.cp_seq << " written (last seq "
 		  << rr.last_seq << ", change memory used " << rr.cm_used << " bytes)\n";
 	return kExitOk;

@@ -394,6 +394,15 @@ TargetStatus parse_target_status(const Bytes &msg)
 	return t;
 }
 
+const Bytes &only_reply(const std::vector<Bytes> &replies, std::string_view what)
+{
+	if (replies.size() != 1)
+		throw Error(std::string(what) + ": " + std::to_string(replies.size()) +
+				    " replies, not 1",
+			    EBADMSG);
+	return replies.front();
+}
+
 TakeoverReply parse_takeover(const Bytes &msg)
 {
 	const char *what = "TAKEOVER reply";

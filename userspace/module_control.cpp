@@ -98,12 +98,10 @@ public:
 	std::string prepare_takeover(unsigned node) override
 	{
 		const genl::Attr attrs[] = {genl::Attr::u32(TWINFS_A_MOUNT_NODE, node)};
-		const auto r = genl_request(TWINFS_CMD_TAKEOVER, attrs, false,
-					    "takeover of node area " + std::to_string(node));
-		if (r.size() != 1)
-			throw genl::Error("takeover: " + std::to_string(r.size()) + " replies, not 1",
-					  EBADMSG);
-		const genl::TakeoverReply t = genl::parse_takeover(r.front());
+		const genl::TakeoverReply t = genl::parse_takeover(genl::only_reply(
+			genl_request(TWINFS_CMD_TAKEOVER, attrs, false,
+				     "takeover of node area " + std::to_string(node)),
+			"takeover"));
 		if (!t.copy_device)
 			return "takeover armed (no mirror target was running)";
 		return "takeover armed: mirror target stopped, copy on " + *t.copy_device + " (" +
@@ -117,13 +115,9 @@ public:
 		std::string line;
 		try {
 			const genl::Attr attrs[] = {genl::Attr::string(TWINFS_A_DEVICE, dev)};
-			const auto r = genl_request(TWINFS_CMD_RELINQUISH, attrs, false,
-						    "relinquish " + dev);
-			if (r.size() != 1)
-				throw genl::Error("relinquish: " + std::to_string(r.size()) +
-							  " replies, not 1",
-						  EBADMSG);
-			const genl::RelinquishReply rr = genl::parse_relinquish(r.front());
+			const genl::RelinquishReply rr = genl::parse_relinquish(genl::only_reply(
+				genl_request(TWINFS_CMD_RELINQUISH, attrs, false, "relinquish " + dev),
+				"relinquish"));
 			line = "consistency point " + std::to_string(rr.cp_seq) + " written, " +
 			       std::to_string(rr.cm_used) + " bytes of change memory left";
 		} catch (const genl::Error &e) {
@@ -161,13 +155,9 @@ public:
 			st.loaded = sock.family_present();
 			if (!st.loaded)
 				return st;
-			const auto t = sock.request(TWINFS_CMD_TARGET_STATUS, {}, false,
-						    "mirror target status");
-			if (t.size() != 1)
-				throw genl::Error("mirror target status: " + std::to_string(t.size()) +
-							  " replies, not 1",
-						  EBADMSG);
-			st.target = target_line(genl::parse_target_status(t.front()));
+			st.target = target_line(genl::parse_target_status(genl::only_reply(
+				sock.request(TWINFS_CMD_TARGET_STATUS, {}, false, "mirror target status"),
+				"mirror target status")));
 			for (const auto &r :
 			     sock.request(TWINFS_CMD_STATUS, {}, true, "status of the mounts")) {
 				const genl::FsStatus f = genl::parse_status(r);

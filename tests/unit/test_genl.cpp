@@ -326,6 +326,10 @@ TEST_CASE("genl: TAKEOVER_DONE events and the takeover's replies")
 							       Attr::u64(TWINFS_A_CM_USED, 0),
 						       })),
 			Error);
+	// A doit has one reply; none or two is malformed.
+	CHECK(&only_reply(std::vector<Bytes>{Bytes{1}}, "x") != nullptr);
+	CHECK_THROWS_WITH(only_reply({}, "takeover"), Catch::Contains("takeover: 0 replies, not 1"));
+	CHECK_THROWS_AS(only_reply(std::vector<Bytes>{Bytes{1}, Bytes{1}}, "x"), Error);
 	CHECK(cmd_name(TWINFS_CMD_DISCONNECT) == "DISCONNECT");
 	CHECK(attr_name(TWINFS_A_MIRROR_TAIL_RESYNCS) == "MIRROR_TAIL_RESYNCS");
 }

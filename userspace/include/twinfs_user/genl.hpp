@@ -141,6 +141,9 @@ FsStatus parse_status(const Bytes &msg);
 TargetStatus parse_target_status(const Bytes &msg);
 Event parse_event(const Bytes &msg);
 TakeoverReply parse_takeover(const Bytes &msg);
+// The one reply of a doit request; Error(EBADMSG, "<what>: N replies, not
+// 1") otherwise.
+const Bytes &only_reply(const std::vector<Bytes> &replies, std::string_view what);
 RelinquishReply parse_relinquish(const Bytes &msg);
 
 std::string uuid_string(std::span<const std::uint8_t> b);
