@@ -794,6 +794,18 @@ struct Pair2 {
 			for (NodeId n : members)
 				bus.get(n).cs.on_message(m);
 	}
+	// Two partitions of one node each (two_node: both quorate), each
+	// having delivered its own State message.
+	void split()
+	{
+		for (NodeId n : {1u, 2u}) {
+			const std::vector<NodeId> me{n}, other{3 - n}, no{};
+			bus.get(n).cs.on_confchg(me, other, no);
+			Message st = decode(encode(bus.get(n).cs.state_message(true)));
+			st.sender = n;
+			bus.get(n).cs.on_message(st);
+		}
+	}
 	void deliver_to(std::vector<NodeId> members, Message m, NodeId from)
 	{
 		m.config_digest = c.digest();
@@ -938,14 +950,7 @@ TEST_CASE("a lost partner is fenced at once, a holder after fence_delay_ms; a cl
 	SECTION("a split: each side fences the other, only the holder's fence is not delayed")
 	{
 		Pair2 t;
-		// Two partitions of one node each (two_node: both quorate).
-		for (NodeId n : {1u, 2u}) {
-			const std::vector<NodeId> me{n}, other{3 - n}, no{};
-			t.bus.get(n).cs.on_confchg(me, other, no);
-			Message st = decode(encode(t.bus.get(n).cs.state_message(true)));
-			st.sender = n;
-			t.bus.get(n).cs.on_message(st);
-		}
+		t.split();
 		LocalState l1;
 		l1.mounted.insert("home");
 		LocalState l2;
@@ -1032,13 +1037,7 @@ TEST_CASE("the disk heartbeat: a dead holder's fence skips fence_delay_ms, a liv
 		// The holder's fence of its partner is never delayed anyway; the
 		// partner's fence of a holder whose heartbeat runs keeps the delay.
 		Pair2 t;
-		for (NodeId n : {1u, 2u}) {
-			const std::vector<NodeId> me{n}, other{3 - n}, no{};
-			t.bus.get(n).cs.on_confchg(me, other, no);
-			Message st = decode(encode(t.bus.get(n).cs.state_message(true)));
-			st.sender = n;
-			t.bus.get(n).cs.on_message(st);
-		}
+		t.split();
 		LocalState l1;
 		l1.mounted.insert("home");
 		l1.heartbeat_stale.insert(2);
