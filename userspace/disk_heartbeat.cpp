@@ -338,7 +338,8 @@ HeartbeatMonitor::HeartbeatMonitor(const cluster::Config &cfg, NodeId me, Heartb
 	}
 }
 
-std::optional<milliseconds> HeartbeatMonitor::stale_for(NodeId n) const
+template <typename Get>
+std::optional<milliseconds> HeartbeatMonitor::shortest(NodeId n, bool all_needed, Get get) const
 {
 	const cluster::Node *node = cfg_.node(n);
 	if (!node)
@@ -347,27 +348,26 @@ std::optional<milliseconds> HeartbeatMonitor::stale_for(NodeId n) const
 	for (const auto &w : watches_) {
 		if (std::find(w.writers.begin(), w.writers.end(), n) == w.writers.end())
 			continue;
-		const auto s = w.hb->stale_for(node->disk_area);
-		if (!s)
-			return std::nullopt;	// fresh here, or not known
-		out = out ? std::min(*out, *s) : *s;
+		const auto v = get(*w.hb, node->disk_area);
+		if (!v && all_needed)
+			return std::nullopt;
+		if (v)
+			out = out ? std::min(*out, *v) : *v;
 	}
 	return out;
 }
 
+std::optional<milliseconds> HeartbeatMonitor::stale_for(NodeId n) const
+{
+	// Fresh on one device, or not known there: not stale.
+	return shortest(n, true,
+			[](const DiskHeartbeat &hb, unsigned slot) { return hb.stale_for(slot); });
+}
+
 std::optional<milliseconds> HeartbeatMonitor::unchanged_for(NodeId n) const
 {
-	const cluster::Node *node = cfg_.node(n);
-	if (!node)
-		return std::nullopt;
-	std::optional<milliseconds> out;
-	for (const auto &w : watches_) {
-		if (std::find(w.writers.begin(), w.writers.end(), n) == w.writers.end())
-			continue;
-		if (const auto u = w.hb->unchanged_for(node->disk_area))
-			out = out ? std::min(*out, *u) : *u;
-	}
-	return out;
+	return shortest(n, false,
+			[](const DiskHeartbeat &hb, unsigned slot) { return hb.unchanged_for(slot); });
 }
 
 } // namespace twinfs

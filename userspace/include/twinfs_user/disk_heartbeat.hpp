@@ -156,6 +156,12 @@ private:
 		std::unique_ptr<DiskHeartbeat> hb;
 		std::vector<cluster::NodeId> writers;
 	};
+	// The shortest get(heartbeat, slot) over the devices node n writes to;
+	// with all_needed, nullopt as soon as one of them gives none.
+	template <typename Get>
+	std::optional<std::chrono::milliseconds> shortest(cluster::NodeId n, bool all_needed,
+							  Get get) const;
+
 	const cluster::Config &cfg_;
 	std::vector<Watch> watches_;
 };
