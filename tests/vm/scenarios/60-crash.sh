@@ -74,17 +74,6 @@ nvopt=(--nvdimm "$nv")
 vm_log "crash test: $iters iterations, seed $seed, retain $retain$([ "$dev" = 1 ] && echo ', CRASH_DEV')"
 echo "seed=$seed iterations=$iters dev=$dev" > "$summary"
 
-# ack_count FILE ITER WORKER: complete "ACK ITER WORKER n" lines, n = 0, 1,
-# ...; a torn last line (no newline) does not count.
-ack_count() {
-	[ -s "$1" ] || { echo 0; return 0; }
-	{ if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; } |
-		awk -v it="$2" -v w="$3" 'BEGIN { n = 0 }
-			$0 == "ACK " it " " w " " n { n++; next }
-			{ bad = 1; exit }
-			END { if (bad) print "bad line " NR ": " $0; else print n }'
-}
-
 # host_fsck WHEN: fsck.twinfs -n of the image (QEMU is gone) must be clean.
 # CRASH_FSCK_IGNORE (an extended regex): problems matching it are logged
 # but do not fail, for looking past a known, reported one.
