@@ -290,6 +290,7 @@ private:
 	void act();
 	void set_node_id();
 	void partner_links();
+	std::string unmount(const FileSystem &f, std::string_view why = {});
 	void execute(const Action &a);
 	void start_fence(const Action &a);
 	void reap_children();
@@ -722,6 +723,16 @@ void Daemon::partner_links()
 	}
 }
 
+// RELINQUISH and umount of a file system we have mounted; the line for the
+// log ("unmounted MOUNTPOINT[WHY] (consistency point ...)").
+std::string Daemon::unmount(const FileSystem &f, std::string_view why)
+{
+	const std::string line = ctl_.relinquish(spec_for(f, false));
+	local_.mounted.erase(f.name);
+	partner_off_.erase(f.name);
+	return "unmounted " + f.mountpoint + std::string(why) + " (" + line + ")";
+}
+
 void Daemon::execute(const Action &a)
 {
 	const FileSystem *f = a.fs.empty() ? nullptr : cfg_.filesystem(a.fs);
@@ -754,10 +765,7 @@ void Daemon::execute(const Action &a)
 		return;
 	case ActionKind::Release: {
 		log(LOG_NOTICE, f->name + ": giveback: unmounting " + f->mountpoint);
-		log(LOG_NOTICE, f->name + ": unmounted " + f->mountpoint + " (" +
-					ctl_.relinquish(spec_for(*f, false)) + ")");
-		partner_off_.erase(f->name);
-		local_.mounted.erase(f->name);
+		log(LOG_NOTICE, f->name + ": " + unmount(*f));
 		local_.busy.insert(f->name);
 		releasing_.insert(f->name);
 		Message m;
@@ -770,10 +778,7 @@ void Daemon::execute(const Action &a)
 	case ActionKind::Unmount:
 		log(LOG_WARNING, f->name + ": unmounting " + f->mountpoint +
 					 (quorum_.quorate() ? " (not its holder)" : " (lost quorum: policy fail)"));
-		log(LOG_NOTICE, f->name + ": unmounted " + f->mountpoint + " (" +
-					ctl_.relinquish(spec_for(*f, false)) + ")");
-		partner_off_.erase(f->name);
-		local_.mounted.erase(f->name);
+		log(LOG_NOTICE, f->name + ": " + unmount(*f));
 		return;
 	}
 }
@@ -977,10 +982,7 @@ void Daemon::shutdown()
 		const FileSystem *f = cfg_.filesystem(name);
 		const FsEntry *e = cs_->map().find(name);
 		try {
-			const std::string line = ctl_.relinquish(spec_for(*f, false));
-			local_.mounted.erase(name);
-			log(LOG_NOTICE, name + ": unmounted " + f->mountpoint + " for the shutdown (" +
-						line + ")");
+			log(LOG_NOTICE, name + ": " + unmount(*f, " for the shutdown"));
 			if (e && e->state == FsState::Serving && e->holder == cs_->me()) {
 				Message m;
 				m.type = MsgType::Released;
